@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "handlefs_native",
+      "sources": ["native/handlefs_native.c"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

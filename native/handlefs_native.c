@@ -1,0 +1,340 @@
+/*
+ * handlefs native helper: the few Linux system calls Node cannot make by itself.
+ *
+ *   pidfdOpen(pid)            -> fd          pidfd_open(2), O_CLOEXEC implied by the kernel
+ *   nsIoctl(fd, op)           -> number | bigint
+ *       op: "NS_GET_USERNS" | "NS_GET_PARENT"  -> new fd (caller closes it)
+ *           "NS_GET_NSTYPE"                    -> CLONE_NEW* value
+ *           "NS_GET_OWNER_UID"                 -> uid (user namespaces only)
+ *           "NS_GET_ID" | "NS_GET_MNTNS_ID"    -> bigint (64-bit, never-reused namespace id)
+ *   watchFd(fd, callback)     -> handle      one-shot: calls callback() on the event loop the
+ *                                            first time fd becomes readable, then stops
+ *   unwatch(handle)           -> boolean     stops a watch that has not fired (true if it was
+ *                                            still active); idempotent
+ *
+ * Failures throw an Error whose .code is the errno name ("ESRCH", "EACCES", "ENOTTY", ...),
+ * with .errno (number) and .syscall set, like Node's own system errors.
+ *
+ * The file descriptors are owned by the JavaScript side: this file never closes an fd it
+ * did not create, and a watch must be stopped (unwatch, or fired) before its fd is closed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+#ifndef __NR_pidfd_open
+#define __NR_pidfd_open 434 /* same number on every architecture */
+#endif
+
+/* linux/nsfs.h; older userspace headers lack the newer requests, so define them here. */
+#define HFS_NSIO 0xb7
+#ifndef NS_GET_USERNS
+#define NS_GET_USERNS _IO(HFS_NSIO, 0x1)
+#endif
+#ifndef NS_GET_PARENT
+#define NS_GET_PARENT _IO(HFS_NSIO, 0x2)
+#endif
+#ifndef NS_GET_NSTYPE
+#define NS_GET_NSTYPE _IO(HFS_NSIO, 0x3)
+#endif
+#ifndef NS_GET_OWNER_UID
+#define NS_GET_OWNER_UID _IO(HFS_NSIO, 0x4)
+#endif
+#ifndef NS_GET_MNTNS_ID
+#define NS_GET_MNTNS_ID _IOR(HFS_NSIO, 0x5, uint64_t) /* 6.11 */
+#endif
+#ifndef NS_GET_ID
+#define NS_GET_ID _IOR(HFS_NSIO, 0xd, uint64_t) /* 6.18 */
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* errors */
+
+static const char *errno_name(int err) {
+  switch (err) {
+    case EPERM: return "EPERM";
+    case ENOENT: return "ENOENT";
+    case ESRCH: return "ESRCH";
+    case EINTR: return "EINTR";
+    case EIO: return "EIO";
+    case EBADF: return "EBADF";
+    case EAGAIN: return "EAGAIN";
+    case ENOMEM: return "ENOMEM";
+    case EACCES: return "EACCES";
+    case EFAULT: return "EFAULT";
+    case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST";
+    case ENODEV: return "ENODEV";
+    case ENOTDIR: return "ENOTDIR";
+    case EINVAL: return "EINVAL";
+    case ENFILE: return "ENFILE";
+    case EMFILE: return "EMFILE";
+    case ENOTTY: return "ENOTTY";
+    case ENOSYS: return "ENOSYS";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case EOVERFLOW: return "EOVERFLOW";
+    default: return "EUNKNOWN";
+  }
+}
+
+/* Throws Error(message) with .code = errno name, .errno, .syscall. Returns NULL for convenience. */
+static napi_value throw_errno(napi_env env, int err, const char *syscall_name) {
+  char msg[256];
+  const char *name = errno_name(err);
+  snprintf(msg, sizeof msg, "%s: %s (%s)", syscall_name, name, strerror(err));
+  napi_value code, message, error, errno_value, syscall_value;
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok) return NULL;
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok) return NULL;
+  if (napi_create_error(env, code, message, &error) != napi_ok) return NULL;
+  if (napi_create_int32(env, -err, &errno_value) == napi_ok)
+    napi_set_named_property(env, error, "errno", errno_value);
+  if (napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &syscall_value) == napi_ok)
+    napi_set_named_property(env, error, "syscall", syscall_value);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+#define NAPI_CALL(env, call)                                                   \
+  do {                                                                         \
+    if ((call) != napi_ok) {                                                   \
+      bool pending = false;                                                    \
+      napi_is_exception_pending((env), &pending);                              \
+      if (!pending) napi_throw_error((env), NULL, "N-API call failed: " #call); \
+      return NULL;                                                             \
+    }                                                                          \
+  } while (0)
+
+static int get_int_arg(napi_env env, napi_value v, int32_t *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return 0;
+  return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* pidfdOpen(pid) */
+
+static napi_value pidfd_open_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t pid;
+  if (argc < 1 || !get_int_arg(env, argv[0], &pid) || pid <= 0)
+    return throw_type(env, "pidfdOpen(pid): pid must be a positive integer");
+  long fd = syscall(__NR_pidfd_open, (pid_t)pid, 0);
+  if (fd < 0) return throw_errno(env, errno, "pidfd_open");
+  napi_value result;
+  NAPI_CALL(env, napi_create_int32(env, (int32_t)fd, &result));
+  return result;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* nsIoctl(fd, op) */
+
+static napi_value ns_ioctl_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 2 || !get_int_arg(env, argv[0], &fd) || fd < 0)
+    return throw_type(env, "nsIoctl(fd, op): fd must be a non-negative integer");
+  char op[32];
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, argv[1], op, sizeof op, &len) != napi_ok)
+    return throw_type(env, "nsIoctl(fd, op): op must be a string");
+
+  napi_value result;
+  if (strcmp(op, "NS_GET_ID") == 0 || strcmp(op, "NS_GET_MNTNS_ID") == 0) {
+    uint64_t id = 0;
+    unsigned long req = strcmp(op, "NS_GET_ID") == 0 ? NS_GET_ID : NS_GET_MNTNS_ID;
+    if (ioctl(fd, req, &id) < 0) return throw_errno(env, errno, op);
+    NAPI_CALL(env, napi_create_bigint_uint64(env, id, &result));
+    return result;
+  }
+  if (strcmp(op, "NS_GET_OWNER_UID") == 0) {
+    uid_t uid = 0;
+    if (ioctl(fd, NS_GET_OWNER_UID, &uid) < 0) return throw_errno(env, errno, op);
+    NAPI_CALL(env, napi_create_uint32(env, (uint32_t)uid, &result));
+    return result;
+  }
+  unsigned long req;
+  if (strcmp(op, "NS_GET_USERNS") == 0) req = NS_GET_USERNS;
+  else if (strcmp(op, "NS_GET_PARENT") == 0) req = NS_GET_PARENT;
+  else if (strcmp(op, "NS_GET_NSTYPE") == 0) req = NS_GET_NSTYPE;
+  else return throw_type(env, "nsIoctl(fd, op): unknown op");
+  int r = ioctl(fd, req);
+  if (r < 0) return throw_errno(env, errno, op);
+  NAPI_CALL(env, napi_create_int32(env, r, &result));
+  return result;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* watchFd(fd, callback) / unwatch(handle) */
+
+typedef struct watch {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;         /* strong reference while active */
+  napi_async_context async;  /* for napi_make_callback (drains microtasks/nextTicks) */
+  int active;                /* poll started and neither fired nor unwatched */
+  int uv_closed;             /* uv_close completed (memory of poll no longer used by libuv) */
+  int js_released;           /* the JS handle object was garbage-collected */
+} watch_t;
+
+static void maybe_free(watch_t *w) {
+  if (w->uv_closed && w->js_released) free(w);
+}
+
+static void on_uv_close(uv_handle_t *h) {
+  watch_t *w = (watch_t *)h->data;
+  w->uv_closed = 1;
+  maybe_free(w);
+}
+
+/* Stops the poll and drops the JS references. Must run on the JS thread with a live env. */
+static void stop_watch(watch_t *w) {
+  if (!w->active) return;
+  w->active = 0;
+  uv_poll_stop(&w->poll);
+  uv_close((uv_handle_t *)&w->poll, on_uv_close);
+}
+
+static void release_js(watch_t *w) {
+  if (w->callback) {
+    napi_delete_reference(w->env, w->callback);
+    w->callback = NULL;
+  }
+  if (w->async) {
+    napi_async_destroy(w->env, w->async);
+    w->async = NULL;
+  }
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  (void)status; /* an error (e.g. EBADF) is reported as "readable" too: the caller re-checks */
+  watch_t *w = (watch_t *)handle->data;
+  if (!w->active) return;
+  napi_env env = w->env;
+  napi_ref cbref = w->callback;
+  napi_async_context async = w->async;
+  w->callback = NULL;
+  w->async = NULL;
+  stop_watch(w); /* one-shot: the fd stays readable forever after a process exits */
+
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, resource, result;
+  if (cbref && napi_get_reference_value(env, cbref, &cb) == napi_ok && cb != NULL &&
+      napi_get_global(env, &resource) == napi_ok) {
+    napi_value recv = resource;
+    napi_status s = napi_make_callback(env, async, recv, cb, 0, NULL, &result);
+    if (s == napi_pending_exception) {
+      napi_value exc;
+      if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+    }
+  }
+  if (cbref) napi_delete_reference(env, cbref);
+  if (async) napi_async_destroy(env, async);
+  napi_close_handle_scope(env, scope);
+}
+
+static void finalize_handle(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  watch_t *w = (watch_t *)data;
+  /* A handle collected while still active keeps watching (the watch holds its callback);
+     firing or unwatch ends it. Memory is freed once libuv is done with the poll too. */
+  w->js_released = 1;
+  maybe_free(w);
+}
+
+static napi_value watch_fd_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 2 || !get_int_arg(env, argv[0], &fd) || fd < 0)
+    return throw_type(env, "watchFd(fd, callback): fd must be a non-negative integer");
+  napi_valuetype t;
+  NAPI_CALL(env, napi_typeof(env, argv[1], &t));
+  if (t != napi_function) return throw_type(env, "watchFd(fd, callback): callback must be a function");
+
+  uv_loop_t *loop;
+  NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
+  watch_t *w = (watch_t *)calloc(1, sizeof *w);
+  if (!w) return throw_errno(env, ENOMEM, "watchFd");
+  w->env = env;
+  int r = uv_poll_init(loop, &w->poll, fd);
+  if (r < 0) {
+    free(w);
+    return throw_errno(env, -r, "uv_poll_init");
+  }
+  w->poll.data = w;
+  r = uv_poll_start(&w->poll, UV_READABLE, on_poll);
+  if (r < 0) {
+    w->js_released = 1; /* no JS handle will exist */
+    uv_close((uv_handle_t *)&w->poll, on_uv_close);
+    return throw_errno(env, -r, "uv_poll_start");
+  }
+  w->active = 1;
+
+  napi_value name, handle;
+  if (napi_create_reference(env, argv[1], 1, &w->callback) != napi_ok ||
+      napi_create_string_utf8(env, "handlefs:watchFd", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &w->async) != napi_ok ||
+      napi_create_external(env, w, finalize_handle, NULL, &handle) != napi_ok) {
+    release_js(w);
+    stop_watch(w);
+    w->js_released = 1;
+    napi_throw_error(env, NULL, "watchFd: N-API setup failed");
+    return NULL;
+  }
+  return handle;
+}
+
+static napi_value unwatch_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_valuetype t;
+  if (argc < 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_external)
+    return throw_type(env, "unwatch(handle): handle must come from watchFd");
+  watch_t *w;
+  NAPI_CALL(env, napi_get_value_external(env, argv[0], (void **)&w));
+  int was_active = w->active;
+  if (was_active) {
+    release_js(w);
+    stop_watch(w);
+  }
+  napi_value result;
+  NAPI_CALL(env, napi_get_boolean(env, was_active != 0, &result));
+  return result;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  napi_property_descriptor props[] = {
+    {"pidfdOpen", NULL, pidfd_open_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"nsIoctl", NULL, ns_ioctl_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"watchFd", NULL, watch_fd_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"unwatch", NULL, unwatch_js, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
+    return NULL;
+  return exports;
+}

@@ -1,0 +1,170 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { fstatSync, mkdtempSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { pino } from 'pino';
+import { tryLoadNative } from '../../src/sources/native.js';
+import { parseNsLink } from '../../src/sources/parse.js';
+import { ProcNamespaceHandle, ProcNamespaceSource } from '../../src/sources/proc-namespace-source.js';
+import { NS_TYPES } from '../../src/sources/types.js';
+
+const logger = pino({ level: 'silent' });
+const native = tryLoadNative();
+const nativeTest = native ? test : test.skip;
+const selfNs = (type: string) => parseNsLink(readlinkSync(`/proc/self/ns/${type}`))!;
+
+test('list(): sorted, deduplicated, contains our net namespace', async (t) => {
+  const src = new ProcNamespaceSource({ logger, native });
+  const list = await src.list();
+  const net = selfNs('net');
+  t.true(list.some((r) => r.type === 'net' && r.inum === net.inum));
+  const keys = list.map((r) => `${r.type}:${r.inum}`);
+  t.is(new Set(keys).size, keys.length);
+  const sorted = [...list].sort(
+    (a, b) => NS_TYPES.indexOf(a.type) - NS_TYPES.indexOf(b.type) || a.inum - b.inum,
+  );
+  t.deepEqual(list, sorted);
+  for (const type of NS_TYPES) t.true(list.some((r) => r.type === type), `no ${type} namespace`);
+});
+
+test('open(): info matches fstat of the namespace file; close() is idempotent', async (t) => {
+  const src = new ProcNamespaceSource({ logger, native });
+  const net = selfNs('net');
+  const h = await src.open('net', net.inum);
+  t.truthy(h);
+  const st = statSync('/proc/self/ns/net');
+  t.is(h!.info.type, 'net');
+  t.is(h!.info.inum, st.ino);
+  t.is(h!.info.dev, st.dev);
+  t.is(fstatSync((h as ProcNamespaceHandle).fd).ino, st.ino);
+  t.false(h!.closed);
+  h!.close();
+  h!.close();
+  t.true(h!.closed);
+  t.is(src.heldCount, 0);
+  t.is(await src.open('net', 12345), null);
+  t.is(await src.open('uts', net.inum), null, 'wrong type for that inum');
+});
+
+nativeTest('open(): nsId, owner user namespace and pid/user parents on this kernel', async (t) => {
+  const src = new ProcNamespaceSource({ logger, native });
+  const user = selfNs('user');
+  const net = (await src.open('net', selfNs('net').inum))!;
+  t.teardown(() => net.close());
+  t.regex(net.info.nsId ?? '', /^\d+$/);
+  t.truthy(net.info.owner, 'owner user namespace');
+  t.is(net.info.owner!.inum, user.inum);
+  t.regex(net.info.owner!.nsId ?? '', /^\d+$/);
+  t.false('parent' in net.info);
+  const pid = (await src.open('pid', selfNs('pid').inum))!;
+  t.teardown(() => pid.close());
+  t.true('parent' in pid.info);
+  const userH = (await src.open('user', user.inum))!;
+  t.teardown(() => userH.close());
+  // Our user namespace is the initial one here: no owner, no parent.
+  if (user.inum === 0xeffffffd) {
+    t.is(userH.info.owner, null);
+    t.is(userH.info.parent, null);
+  }
+  // opening with the right / a wrong id
+  const again = await src.open('net', net.info.inum, net.info.nsId!);
+  t.truthy(again);
+  again!.close();
+  t.is(await src.open('net', net.info.inum, '999999999999'), null);
+});
+
+nativeTest('a held handle keeps a dead process\'s network namespace alive; close() releases it', async (t) => {
+  const child = spawn('unshare', ['--net', 'sleep', '30'], { stdio: 'ignore' });
+  t.teardown(() => child.kill('SIGKILL'));
+  const ours = selfNs('net').inum;
+  let inum = ours;
+  for (let i = 0; i < 300 && inum === ours; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    try {
+      inum = parseNsLink(readlinkSync(`/proc/${child.pid}/ns/net`))!.inum;
+    } catch {
+      /* not yet */
+    }
+  }
+  t.not(inum, ours, 'unshare --net did not take effect');
+
+  const src = new ProcNamespaceSource({ logger, native });
+  t.true((await src.list()).some((r) => r.type === 'net' && r.inum === inum));
+  const h = (await src.open('net', inum)) as ProcNamespaceHandle;
+  t.truthy(h);
+  const id = h.info.nsId;
+  t.truthy(id);
+
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+  t.false((await src.list()).some((r) => r.type === 'net' && r.inum === inum), 'still listed');
+
+  // Still alive through our descriptor: fstat works, NS_GET_ID is the same namespace.
+  t.is(fstatSync(h.fd).ino, inum);
+  t.is(native!.nsIoctl(h.fd, 'NS_GET_ID').toString(), id!);
+  // open() finds it through the held handle
+  const second = await src.open('net', inum, id!);
+  t.truthy(second);
+  t.is(second!.info.nsId, id);
+  second!.close();
+  t.is(src.heldCount, 1);
+
+  h.close();
+  t.is(src.heldCount, 0);
+  t.is(await src.open('net', inum, id!), null, 'namespace still reachable after close()');
+});
+
+test('without the native helper: open() still works, ids and owners are null', async (t) => {
+  const src = new ProcNamespaceSource({ logger, native: null });
+  const h = await src.open('uts', selfNs('uts').inum);
+  t.truthy(h);
+  t.is(h!.info.nsId, null);
+  t.is(h!.info.owner, null);
+  h!.close();
+});
+
+test('nsfs bind mounts (ip netns style) are listed and openable after their process dies', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'handlefs-ns-'));
+  const target = join(dir, 'blue');
+  writeFileSync(target, '');
+  const child = spawn('unshare', ['--net', 'sleep', '30'], { stdio: 'ignore' });
+  let mounted = false;
+  t.teardown(() => {
+    child.kill('SIGKILL');
+    if (mounted) execFileSync('umount', [target]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const ours = selfNs('net').inum;
+  let inum = ours;
+  for (let i = 0; i < 300 && inum === ours; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    try {
+      inum = parseNsLink(readlinkSync(`/proc/${child.pid}/ns/net`))!.inum;
+    } catch {
+      /* not yet */
+    }
+  }
+  t.not(inum, ours);
+  try {
+    execFileSync('mount', ['--bind', `/proc/${child.pid}/ns/net`, target], { stdio: 'ignore' });
+    mounted = true;
+  } catch {
+    t.log('cannot bind-mount here; skipped');
+    t.pass();
+    return;
+  }
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+  const src = new ProcNamespaceSource({ logger, native });
+  t.true((await src.list()).some((r) => r.type === 'net' && r.inum === inum));
+  const h = await src.open('net', inum);
+  t.is(h?.info.inum, inum);
+  h?.close();
+  execFileSync('umount', [target]);
+  mounted = false;
+  t.false((await src.list()).some((r) => r.type === 'net' && r.inum === inum));
+  t.is(await src.open('net', inum), null);
+});

@@ -1,0 +1,198 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import test from 'ava';
+import { pino } from 'pino';
+import { ExitWatcher } from '../../src/sources/exit-watcher.js';
+import { readHostIds } from '../../src/sources/host-ids.js';
+import { tryLoadNative } from '../../src/sources/native.js';
+import { ProcProcessSource } from '../../src/sources/proc-process-source.js';
+import { UNKNOWN_MACHINE_ID } from '../../src/sources/types.js';
+
+const logger = pino({ level: 'silent' });
+const hostIds = readHostIds(logger);
+const native = tryLoadNative();
+const nativeTest = native ? test : test.skip;
+
+function source(watcherNative = native): ProcProcessSource {
+  return new ProcProcessSource({
+    logger,
+    hostIds,
+    exitWatcher: new ExitWatcher({ logger, native: watcherNative }),
+  });
+}
+
+async function spawnSleeper(): Promise<ChildProcess & { pid: number }> {
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+  return child as ChildProcess & { pid: number };
+}
+
+const exited = (child: ChildProcess) => new Promise<void>((r) => child.once('exit', () => r()));
+
+test('host ids: boot id and machine id', (t) => {
+  t.is(hostIds.bootId, readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+  t.regex(hostIds.machineId, /^([0-9a-f]{32}|unknown)$/);
+  if (hostIds.machineId !== UNKNOWN_MACHINE_ID) t.truthy(hostIds.machineIdSource);
+  const missing = readHostIds(logger, { bootId: '/nonexistent/boot', machineId: ['/nonexistent/a'] });
+  t.is(missing.machineId, UNKNOWN_MACHINE_ID);
+  t.is(missing.machineIdSource, null);
+  t.is(missing.bootId, 'unknown');
+});
+
+test('list(): ascending, contains us and pid 1, no threads', async (t) => {
+  const src = source();
+  const pids = await src.list();
+  t.true(pids.includes(process.pid));
+  t.true(pids.includes(1));
+  t.deepEqual(pids, [...pids].sort((a, b) => a - b));
+  // Node has worker threads (libuv pool, V8 platform): their tids are not listed.
+  const { readdirSync } = await import('node:fs');
+  const tids = readdirSync('/proc/self/task').map(Number).filter((tid) => tid !== process.pid);
+  t.true(tids.length > 0);
+  for (const tid of tids) t.false(pids.includes(tid), `thread ${tid} listed`);
+  // and read() of a thread id gives null
+  t.is(await src.read(tids[0]!), null);
+});
+
+test('read(process.pid) matches what Node knows', async (t) => {
+  const src = source();
+  const info = await src.read(process.pid);
+  t.truthy(info);
+  t.is(info!.pid, process.pid);
+  t.is(info!.ppid, process.ppid);
+  t.is(info!.bootId, hostIds.bootId);
+  t.is(info!.uid?.real, process.getuid!());
+  t.is(info!.uid?.effective, process.geteuid!());
+  t.is(info!.gid?.real, process.getgid!());
+  t.true(info!.startTime > 0);
+  t.true(['R', 'S'].includes(info!.state));
+  t.is(typeof info!.cgroup, 'string');
+  t.deepEqual(info!.unreadable, []);
+  const net = /\[(\d+)\]/.exec((await import('node:fs')).readlinkSync('/proc/self/ns/net'))![1];
+  t.is(info!.namespaces.net, Number(net));
+  t.is(Object.keys(info!.namespaces).length, 8);
+});
+
+test('read(1): returned, with namespaces reported unreadable when EACCES', async (t) => {
+  const info = await source().read(1);
+  t.truthy(info);
+  t.is(info!.pid, 1);
+  t.is(info!.ppid, 0);
+  let denied = false;
+  try {
+    (await import('node:fs')).readlinkSync('/proc/1/ns/net');
+  } catch (err) {
+    denied = (err as NodeJS.ErrnoException).code === 'EACCES';
+  }
+  if (denied) {
+    t.true(info!.unreadable.includes('namespaces'));
+    t.deepEqual(info!.namespaces, {});
+  } else {
+    t.false(info!.unreadable.includes('namespaces'));
+  }
+});
+
+test('read() of a pid that does not exist → null', async (t) => {
+  const src = source();
+  const max = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+  t.is(await src.read(max + 1), null);
+  t.is(await src.read(0), null);
+  t.is(await src.read(-5), null);
+  t.is(await src.read(1.5), null);
+});
+
+test('read() of a zombie: state Z, only the pid and user namespaces left, nothing unreadable', async (t) => {
+  // sh forks sleep 0 and execs sleep 30 without waiting: the child stays a zombie.
+  const child = spawn('sh', ['-c', 'sleep 0 & exec sleep 30'], { stdio: 'ignore' });
+  t.teardown(() => child.kill('SIGKILL'));
+  const src = source();
+  let zombie = null;
+  for (let i = 0; i < 200 && !zombie; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    for (const pid of await src.list()) {
+      const info = await src.read(pid);
+      if (info && info.ppid === child.pid && info.state === 'Z') zombie = info;
+    }
+  }
+  t.truthy(zombie, 'no zombie seen');
+  // A zombie's nsproxy is gone (ENOENT on its net, mnt... links); pid and user come from its
+  // struct pid and credentials, which live on until it is reaped.
+  t.deepEqual(Object.keys(zombie!.namespaces).sort(), ['pid', 'user']);
+  t.false(zombie!.unreadable.includes('namespaces'));
+});
+
+for (const [mode, helper] of [
+  ['pidfd', native],
+  ['polling', null],
+] as const) {
+  const maybe = mode === 'pidfd' ? nativeTest : test;
+
+  maybe(`watchExit (${mode}): fires within 100 ms of a kill`, async (t) => {
+    const src = source(helper);
+    t.teardown(() => src.close());
+    const child = await spawnSleeper();
+    const info = await src.read(child.pid);
+    t.truthy(info);
+    let killedAt = 0;
+    const fired = new Promise<number>((resolve) => {
+      src.watchExit(child.pid, info!.startTime, () => resolve(performance.now() - killedAt));
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    killedAt = performance.now();
+    child.kill('SIGKILL');
+    const ms = await fired;
+    t.log(`exit noticed after ${ms.toFixed(2)} ms`);
+    t.true(ms < 100, `took ${ms} ms`);
+  });
+
+  maybe(`watchExit (${mode}): already dead or pid naming another start time fires at once`, async (t) => {
+    const src = source(helper);
+    t.teardown(() => src.close());
+    const child = await spawnSleeper();
+    const info = (await src.read(child.pid))!;
+    child.kill('SIGKILL');
+    await exited(child);
+    const t0 = performance.now();
+    await new Promise<void>((resolve) => src.watchExit(child.pid, info.startTime, resolve));
+    const self = (await src.read(process.pid))!;
+    await new Promise<void>((resolve) => src.watchExit(process.pid, self.startTime - 1, resolve));
+    const ms = performance.now() - t0;
+    t.true(ms < 50, `took ${ms} ms`);
+  });
+
+  maybe(`watchExit (${mode}): disposer prevents the callback; several watchers share one watch`, async (t) => {
+    const watcher = new ExitWatcher({ logger, native: helper });
+    t.teardown(() => watcher.close());
+    const child = await spawnSleeper();
+    const src = new ProcProcessSource({ logger, hostIds, exitWatcher: watcher });
+    const info = (await src.read(child.pid))!;
+    let calls = 0;
+    const dispose = src.watchExit(child.pid, info.startTime, () => calls++);
+    const other = new Promise<void>((resolve) => src.watchExit(child.pid, info.startTime, resolve));
+    t.is(watcher.size, 1);
+    dispose();
+    dispose();
+    child.kill('SIGKILL');
+    await other;
+    await new Promise((r) => setTimeout(r, 30));
+    t.is(calls, 0);
+    t.is(watcher.size, 0);
+  });
+}
+
+nativeTest('watchExit: a live process does not fire', async (t) => {
+  const src = source();
+  t.teardown(() => src.close());
+  const child = await spawnSleeper();
+  t.teardown(() => child.kill('SIGKILL'));
+  const info = (await src.read(child.pid))!;
+  let fired = false;
+  const dispose = src.watchExit(child.pid, info.startTime, () => (fired = true));
+  await new Promise((r) => setTimeout(r, 100));
+  t.false(fired);
+  dispose();
+});

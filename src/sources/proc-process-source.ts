@@ -1,0 +1,173 @@
+/**
+ * ProcessSource over /proc: list() reads the /proc directory, read() reads
+ * /proc/PID/{stat,status,cgroup} and the /proc/PID/ns/* links, watchExit() uses the ExitWatcher.
+ */
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { ExitWatcher, readStat } from './exit-watcher.js';
+import {
+  classifyProcError,
+  NS_LINKS,
+  parseCgroup,
+  parseNsLink,
+  parseStatus,
+  primaryCgroupPath,
+  type StatusFields,
+} from './parse.js';
+import type { HostIds, NsType, ProcessField, ProcessInfo, ProcessSource } from './types.js';
+
+export interface ProcProcessSourceOptions {
+  logger: Logger;
+  hostIds: HostIds;
+  /** Default '/proc'. */
+  procRoot?: string;
+  /** Default: a new ExitWatcher over the same procRoot (closed by close()). */
+  exitWatcher?: ExitWatcher;
+}
+
+type ReadResult<T> = { ok: true; value: T } | { ok: false; kind: 'gone' | 'denied' | 'other'; code?: string };
+
+async function attempt<T>(fn: () => Promise<T>): Promise<ReadResult<T>> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (err) {
+    const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : undefined;
+    return code === undefined
+      ? { ok: false, kind: classifyProcError(err) }
+      : { ok: false, kind: classifyProcError(err), code };
+  }
+}
+
+/** Reads of one process that raced with pid reuse are retried this many times. */
+const MAX_READ_ATTEMPTS = 3;
+
+export class ProcProcessSource implements ProcessSource {
+  private readonly logger: Logger;
+  private readonly hostIds: HostIds;
+  private readonly procRoot: string;
+  private readonly exitWatcher: ExitWatcher;
+  private readonly ownsWatcher: boolean;
+
+  constructor(options: ProcProcessSourceOptions) {
+    this.logger = options.logger;
+    this.hostIds = options.hostIds;
+    this.procRoot = options.procRoot ?? '/proc';
+    this.ownsWatcher = options.exitWatcher === undefined;
+    this.exitWatcher =
+      options.exitWatcher ?? new ExitWatcher({ logger: this.logger, procRoot: this.procRoot });
+  }
+
+  bootId(): string {
+    return this.hostIds.bootId;
+  }
+
+  machineId(): string {
+    return this.hostIds.machineId;
+  }
+
+  /** readdir of /proc lists thread-group leaders only (threads live under /proc/PID/task). */
+  async list(): Promise<number[]> {
+    const names = await readdir(this.procRoot);
+    const pids: number[] = [];
+    for (const name of names) {
+      if (name.length === 0 || name.length > 10 || !/^[1-9]\d*$/.test(name)) continue;
+      pids.push(Number(name));
+    }
+    return pids.sort((a, b) => a - b);
+  }
+
+  async read(pid: number): Promise<ProcessInfo | null> {
+    if (!Number.isSafeInteger(pid) || pid <= 0) return null;
+    for (let i = 0; i < MAX_READ_ATTEMPTS; i++) {
+      const result = await this.readOnce(pid);
+      if (result !== 'raced') return result;
+    }
+    this.logger.warn({ pid }, 'pid kept being reused while reading it; giving up');
+    return null;
+  }
+
+  watchExit(pid: number, startTime: number, onExit: () => void): () => void {
+    return this.exitWatcher.watch(pid, startTime, onExit);
+  }
+
+  /** Stops exit watches of the watcher this source created. */
+  close(): void {
+    if (this.ownsWatcher) this.exitWatcher.close();
+  }
+
+  private async readOnce(pid: number): Promise<ProcessInfo | null | 'raced'> {
+    const dir = `${this.procRoot}/${pid}`;
+    const stat = await readStat(this.procRoot, pid).catch((err: unknown) => {
+      this.logger.warn({ pid, err }, '/proc/PID/stat unreadable; process skipped');
+      return null;
+    });
+    if (stat === null) return null;
+
+    const [status, cgroup, namespaces] = await Promise.all([
+      attempt(() => readFile(`${dir}/status`, 'utf8')),
+      attempt(() => readFile(`${dir}/cgroup`, 'utf8')),
+      this.readNamespaces(dir),
+    ]);
+
+    // Everything above must describe the same process: the pid may have been reused meanwhile.
+    const again = await readStat(this.procRoot, pid).catch(() => null);
+    if (again === null) return null;
+    if (again.startTime !== stat.startTime) return 'raced';
+
+    const unreadable: ProcessField[] = [];
+    let fields: StatusFields = { tgid: null, uid: null, gid: null };
+    if (status.ok) fields = parseStatus(status.value);
+    else this.note(pid, 'status', status);
+    if (fields.tgid !== null && fields.tgid !== pid) return null; // a thread, not a leader
+    if (fields.uid === null) unreadable.push('uid');
+    if (fields.gid === null) unreadable.push('gid');
+
+    let cgroupPath: string | null = null;
+    if (cgroup.ok) cgroupPath = primaryCgroupPath(parseCgroup(cgroup.value));
+    else this.note(pid, 'cgroup', cgroup);
+    if (cgroupPath === null) unreadable.push('cgroup');
+
+    if (namespaces.failed) unreadable.push('namespaces');
+
+    return {
+      pid,
+      startTime: stat.startTime,
+      bootId: this.hostIds.bootId,
+      // stat from the second read: a process that turned zombie meanwhile is reported as one
+      ppid: again.ppid,
+      state: again.state,
+      comm: again.comm,
+      uid: fields.uid,
+      gid: fields.gid,
+      cgroup: cgroupPath,
+      namespaces: namespaces.map,
+      unreadable,
+    };
+  }
+
+  private async readNamespaces(
+    dir: string,
+  ): Promise<{ map: Partial<Record<NsType, number>>; failed: boolean }> {
+    const links = NS_LINKS.filter((l) => !l.forChildren);
+    const results = await Promise.all(links.map((l) => attempt(() => readlink(`${dir}/ns/${l.link}`))));
+    const map: Partial<Record<NsType, number>> = {};
+    let failed = false;
+    results.forEach((r, i) => {
+      const link = links[i]!;
+      if (r.ok) {
+        const ns = parseNsLink(r.value);
+        if (ns && ns.type === link.type) map[ns.type] = ns.inum;
+        else failed = true;
+      } else if (r.kind !== 'gone') {
+        // ENOENT is normal for zombies (all but pid and user are released at exit).
+        failed = true;
+      }
+    });
+    return { map, failed };
+  }
+
+  private note(pid: number, file: string, r: { kind: string; code?: string }): void {
+    if (r.kind === 'other') this.logger.warn({ pid, file, code: r.code }, 'unexpected error reading /proc');
+    else this.logger.debug({ pid, file, code: r.code }, 'file unreadable');
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The host sources: what handlefs reads about live processes and namespaces.
+ *
+ * This layer knows nothing of FUSE or of handlefs inode numbers. Real implementations read
+ * /proc (src/sources/proc-*.ts); src/testing/fake-sources.ts implements the same interfaces
+ * in memory for tests.
+ */
+
+export const NS_TYPES = ['cgroup', 'ipc', 'mnt', 'net', 'pid', 'time', 'user', 'uts'] as const;
+export type NsType = (typeof NS_TYPES)[number];
+
+export function isNsType(s: string): s is NsType {
+  return (NS_TYPES as readonly string[]).includes(s);
+}
+
+/** Real, effective, saved set and filesystem ids, as in the Uid:/Gid: lines of /proc/PID/status. */
+export interface IdSet {
+  readonly real: number;
+  readonly effective: number;
+  readonly saved: number;
+  readonly fs: number;
+}
+
+/**
+ * Names used in ProcessInfo.unreadable.
+ * - 'uid', 'gid': /proc/PID/status could not be read or lacked the line (the field is null)
+ * - 'cgroup': /proc/PID/cgroup could not be read (the field is null)
+ * - 'namespaces': at least one /proc/PID/ns/TYPE link could not be read (EACCES, ...); the
+ *   types that could be read are still present in `namespaces`
+ */
+export type ProcessField = 'uid' | 'gid' | 'cgroup' | 'namespaces';
+
+/** One process (thread-group leader), identified by (bootId, pid, startTime). */
+export interface ProcessInfo {
+  readonly pid: number;
+  /** Start time in clock ticks since boot (field 22 of /proc/PID/stat). With pid, names the process. */
+  readonly startTime: number;
+  readonly bootId: string;
+  /** 0 for pid 1 and for processes whose parent is outside our pid namespace. */
+  readonly ppid: number;
+  /** One-letter state from /proc/PID/stat: 'R', 'S', 'D', 'Z', 'T', 't', 'X', 'I', ... */
+  readonly state: string;
+  /** Command name (at most 15 bytes in the kernel; may contain spaces and parentheses). */
+  readonly comm: string;
+  readonly uid: IdSet | null;
+  readonly gid: IdSet | null;
+  /** The cgroup v2 path ("0::/path") or, on a v1-only host, the name=systemd (else first) path. */
+  readonly cgroup: string | null;
+  /**
+   * nsfs inode numbers of the namespaces the process is in. A zombie has only 'pid' and 'user'
+   * left (its other namespaces are released at exit; that is not reported as unreadable).
+   */
+  readonly namespaces: Readonly<Partial<Record<NsType, number>>>;
+  /** Fields that could not be read; empty when everything was read. */
+  readonly unreadable: readonly ProcessField[];
+}
+
+export interface ProcessSource {
+  /** The kernel boot id (/proc/sys/kernel/random/boot_id). */
+  bootId(): string;
+  /** The machine id (/etc/machine-id), or UNKNOWN_MACHINE_ID. */
+  machineId(): string;
+  /** Pids of live thread-group leaders (zombies included), ascending. Never throws for vanishing processes. */
+  list(): Promise<number[]>;
+  /** Null if the pid names no process (or names a thread that is not a group leader). */
+  read(pid: number): Promise<ProcessInfo | null>;
+  /**
+   * Calls onExit once, asynchronously (never from inside watchExit), when the process
+   * (pid, startTime) has exited — becoming a zombie counts — or at once if it already has or
+   * the pid now names another start time. Returns an idempotent disposer; after it is called
+   * onExit is never called.
+   */
+  watchExit(pid: number, startTime: number, onExit: () => void): () => void;
+}
+
+/** A namespace named by its nsfs inode number and, where the kernel has it, its 64-bit id. */
+export interface NsRef {
+  readonly inum: number;
+  /** The kernel's never-reused namespace id (NS_GET_ID, Linux 6.18), decimal; null if unavailable. */
+  readonly nsId: string | null;
+}
+
+export interface NamespaceInfo {
+  readonly type: NsType;
+  /** nsfs inode number. Reused by the kernel after the namespace dies. */
+  readonly inum: number;
+  /** st_dev of the nsfs file. */
+  readonly dev: number;
+  /** See NsRef.nsId. */
+  readonly nsId: string | null;
+  /** Owning user namespace (NS_GET_USERNS); null for the initial user namespace or if it cannot be read. */
+  readonly owner: NsRef | null;
+  /** Only for 'pid' and 'user': the parent namespace (NS_GET_PARENT); null at the root or if it cannot be read. */
+  readonly parent?: NsRef | null;
+}
+
+export interface NamespaceHandle {
+  /** A snapshot taken when the handle was opened. */
+  readonly info: NamespaceInfo;
+  /** Releases the hold. Idempotent. */
+  close(): void;
+  readonly closed: boolean;
+}
+
+export interface NamespaceRef {
+  readonly type: NsType;
+  readonly inum: number;
+}
+
+export interface NamespaceSource {
+  /**
+   * Every namespace reachable through /proc/PID/ns/* (including pid_for_children and
+   * time_for_children) and through nsfs bind mounts in our mount namespace, deduplicated,
+   * sorted by (type, inum).
+   */
+  list(): Promise<NamespaceRef[]>;
+  /**
+   * Opens a hold on the namespace (the hold keeps it alive until close()) and reads its info;
+   * null if the namespace is no longer reachable. Given nsId, also null when the namespace now
+   * found under (type, inum) has another id (the kernel reuses inode numbers).
+   */
+  open(type: NsType, inum: number, nsId?: string): Promise<NamespaceHandle | null>;
+}
+
+export interface Clock {
+  /** Milliseconds; monotonic enough for timeouts and ages. */
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** machineId() when neither /etc/machine-id nor /var/lib/dbus/machine-id holds a valid id. */
+export const UNKNOWN_MACHINE_ID = 'unknown';
+/** bootId() when /proc/sys/kernel/random/boot_id cannot be read. */
+export const UNKNOWN_BOOT_ID = 'unknown';
+
+export interface HostIds {
+  readonly bootId: string;
+  readonly machineId: string;
+  /** Where machineId came from; null when it is UNKNOWN_MACHINE_ID. */
+  readonly machineIdSource: string | null;
+}
