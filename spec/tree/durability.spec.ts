@@ -1,0 +1,122 @@
+import test from 'ava';
+import { Container } from 'inversify';
+import { pino } from 'pino';
+import { coreModule } from '../../src/core/module.js';
+import { MemoryStore } from '../../src/core/memory-store.js';
+import { CORE } from '../../src/core/tokens.js';
+import { Errno } from '../../src/fuse/abi.js';
+import { FUSE_TOKENS } from '../../src/fuse/tokens.js';
+import { FakeHost, createFakeSourcesModule } from '../../src/testing/fake-sources.js';
+import { HandleTree } from '../../src/tree/handle-fs.js';
+import { BY_INO_DIR, PID_DIR, nsTypeDir } from '../../src/tree/layout.js';
+import { createTreeModule } from '../../src/tree/module.js';
+import { ManualTimers } from '../../src/tree/timers.js';
+import { TREE } from '../../src/tree/tokens.js';
+import { LOGGER } from '../../src/tokens.js';
+import { connection, errnoOf, FlakyStore, makeTree, rc, RecordingNotifier } from './harness.js';
+
+test('write-ahead: a lookup whose number cannot be made durable answers EIO and gives the lookup back', async (t) => {
+  const store = new FlakyStore();
+  const h = makeTree({ store });
+  const p = h.host.start();
+  store.failing = true;
+  t.is(await errnoOf(h.lookup(PID_DIR, String(p.pid))), Errno.EIO);
+  const inode = h.table.findByKey(p.pid)!;
+  t.is(inode.dentry, null, 'no kernel reference left behind');
+  t.is(h.table.counters().underflows, 0);
+  t.is(h.host.pendingExitWatches, 0);
+  t.is(await errnoOf(h.readdir(PID_DIR)), Errno.EIO, 'listings reveal numbers too');
+  t.is(await errnoOf(h.readdir(PID_DIR, { plus: true })), Errno.EIO);
+  t.is(h.table.counters().dentries, 0, 'READDIRPLUS references were given back');
+  store.failing = false;
+  const e = await h.lookup(PID_DIR, String(p.pid));
+  t.is(e.nodeId, inode.ino, 'the number, once durable, is the one the object had');
+  t.is(h.table.dentry(e.nodeId)!.lookups, 1);
+});
+
+test('write-ahead: an OPEN whose text would show a new number waits for it, and fails without it', async (t) => {
+  const store = new FlakyStore();
+  const h = makeTree({ store });
+  const net = h.host.createNamespace('net');
+  const p = h.host.start();
+  h.host.enter(p.pid, 'net', net.inum);
+  const e = await h.lookup(PID_DIR, String(p.pid));
+  store.failing = true;
+  t.is(await errnoOf(h.tree.open(rc(), e.nodeId, 0)), Errno.EIO, 'Ns.* lines would reveal new namespace numbers');
+  t.is(h.table.counters().open, 0);
+  store.failing = false;
+  t.true((await h.readFile(e.nodeId)).includes('Ns.net:\t'));
+});
+
+test('restore: the same process keeps its number across a restart; new numbers stay above', async (t) => {
+  const host = new FakeHost();
+  const store1 = new MemoryStore();
+  const h1 = makeTree({ host, store: store1 });
+  const p = host.start({ comm: 'long-lived' });
+  const gone = host.start();
+  const e = await h1.lookup(PID_DIR, String(p.pid));
+  const eg = await h1.lookup(PID_DIR, String(gone.pid));
+  const en = await h1.lookup(nsTypeDir('net'), String(host.initialNamespace('net')));
+  h1.tree.destroy();
+  host.exit(gone.pid);
+  const store2 = new MemoryStore({ records: store1.records(), highWater: store1.highWater });
+  const h2 = makeTree({ host, store: store2 });
+  t.is((await h2.lookup(PID_DIR, String(p.pid))).nodeId, e.nodeId, 'same object, same number after restart');
+  t.is((await h2.lookup(BY_INO_DIR, String(en.nodeId))).nodeId, en.nodeId, 'a restored namespace by number');
+  t.is(await errnoOf(h2.lookup(BY_INO_DIR, String(eg.nodeId))), Errno.ENOENT, 'exited while we were down');
+  const fresh = await h2.lookup(PID_DIR, String(host.start().pid));
+  t.true(fresh.nodeId >= store1.highWater);
+});
+
+test('restore: a restored inode of a process that exited meanwhile is swept; rows of another boot are pruned', async (t) => {
+  const host = new FakeHost();
+  const store1 = new MemoryStore();
+  const h1 = makeTree({ host, store: store1 });
+  const a = host.start();
+  const ea = await h1.lookup(PID_DIR, String(a.pid));
+  h1.tree.destroy();
+  host.exit(a.pid);
+  const other = { ino: 5000, generation: 1, kind: 'process', key: 77, incarnation: 1, scope: 'another-boot' };
+  const bogus = { ino: 5001, generation: 1, kind: 'process', key: 0xf0000000, incarnation: 1, scope: host.hostIds.bootId };
+  const store2 = new MemoryStore({ records: [...store1.records(), other, bogus], highWater: 6000 });
+  const h2 = makeTree({ host, store: store2 });
+  t.is(h2.table.inode(5000), undefined);
+  t.is(h2.table.inode(5001), undefined);
+  t.truthy(h2.table.inode(ea.nodeId), 'dormant until validated');
+  h2.timers.advance(0);
+  await h2.settle();
+  t.is(h2.table.inode(ea.nodeId), undefined, 'the start-up sweep found it gone');
+  t.false(store2.records().some((r) => r.ino === ea.nodeId));
+});
+
+test('treeModule wires the tree into a container: table events, FUSE FileSystem, restore', async (t) => {
+  const host = new FakeHost();
+  const store = new MemoryStore();
+  const container = new Container();
+  container.bind(LOGGER).toConstantValue(pino({ level: 'silent' }));
+  container.bind(CORE.Store).toConstantValue(store);
+  container.bind(TREE.Timers).toConstantValue(new ManualTimers(host.clock));
+  await container.load(coreModule, createFakeSourcesModule(host), createTreeModule({ bindScope: true }));
+  const tree = container.get<HandleTree>(TREE.HandleTree);
+  t.true(tree instanceof HandleTree);
+  t.is(container.get(FUSE_TOKENS.FileSystem), tree);
+  t.is(container.get(CORE.Table), tree.table);
+  const notifier = new RecordingNotifier();
+  tree.init(connection(60), notifier);
+  const p = host.start();
+  const e = await tree.lookup(rc(), PID_DIR, String(p.pid));
+  t.is(e.entryTimeout, 60);
+  host.exit(p.pid);
+  t.true(notifier.notes.some((n) => n.op === 'invalInode' && n.ino === e.nodeId), 'CORE.Events reach the tree');
+  await container.unbindAll();
+});
+
+test('a table whose scope is not the boot id is refused', async (t) => {
+  const host = new FakeHost();
+  const container = new Container();
+  container.bind(LOGGER).toConstantValue(pino({ level: 'silent' }));
+  container.bind(CORE.Store).toConstantValue(new MemoryStore());
+  container.bind(CORE.Scope).toConstantValue('not-the-boot');
+  await container.load(coreModule, createFakeSourcesModule(host), createTreeModule());
+  t.throws(() => container.get(TREE.HandleTree), { message: /boot id/ });
+});

@@ -1,0 +1,307 @@
+/**
+ * The handle tree mounted for real, over the real /proc sources. Every access to the mount comes
+ * from a child process (a synchronous fs call on the mount from the serving process would
+ * deadlock it). Serial: the tests share the machine's pid counter and two cores.
+ *
+ * Every test unmounts in every outcome (t.teardown, `umount -l` as the last resort). Skipped,
+ * with a message, only where /dev/fuse is absent.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
+import { pino } from 'pino';
+import { mountAt, serve } from '../../src/fuse/mount.js';
+import type { Notifier } from '../../src/fuse/types.js';
+import { readHostIds } from '../../src/sources/host-ids.js';
+import { ProcNamespaceSource } from '../../src/sources/proc-namespace-source.js';
+import { ProcProcessSource } from '../../src/sources/proc-process-source.js';
+import { createHandleTree } from '../../src/tree/factory.js';
+import type { HandleTreeOptions } from '../../src/tree/handle-fs.js';
+import { PID_DIR } from '../../src/tree/layout.js';
+import { fields } from './harness.js';
+
+const HAVE_FUSE = fs.existsSync('/dev/fuse');
+const execFileP = promisify(execFile);
+const fuseTest = HAVE_FUSE ? test.serial : test.serial.skip;
+if (!HAVE_FUSE) {
+  test('real-mount tests of the handle tree', (t) => {
+    t.log('skipped: /dev/fuse does not exist on this machine');
+    t.pass();
+  });
+}
+
+function forceUnmount(p: string): void {
+  if (mountAt(p)) spawnSync('umount', ['-i', '-c', '-l', p], { stdio: 'ignore' });
+}
+
+interface Delivery {
+  op: string;
+  parent: number;
+  name: string;
+  at: number;
+}
+
+async function mountTree(t: ExecutionContext, options: HandleTreeOptions = {}) {
+  const mnt = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'handlefs-tree-')));
+  const logger = pino({ level: 'warn' });
+  const hostIds = readHostIds(logger);
+  const processSource = new ProcProcessSource({ logger, hostIds });
+  const namespaceSource = new ProcNamespaceSource({ logger });
+  const { tree, table } = createHandleTree({ processSource, namespaceSource, hostIds, logger, options });
+  // Record when the kernel took each invalidation.
+  const deliveries: Delivery[] = [];
+  const init = tree.init.bind(tree);
+  tree.init = (conn, n) => {
+    const wrapped: Notifier = {
+      get supports() {
+        return n.supports;
+      },
+      invalEntry: async (parent, name) => {
+        const r = await n.invalEntry(parent, name);
+        deliveries.push({ op: 'entry', parent, name, at: performance.now() });
+        return r;
+      },
+      expireEntry: (parent, name) => n.expireEntry(parent, name),
+      invalInode: (ino, off, len) => n.invalInode(ino, off, len),
+      delete: (parent, child, name) => n.delete(parent, child, name),
+    };
+    init(conn, wrapped);
+  };
+  const session = await serve(tree, mnt, { entryTimeout: 3600, attrTimeout: 3600 }, logger, { handleSignals: false });
+  t.teardown(async () => {
+    await session.stop('teardown').catch(() => undefined);
+    forceUnmount(mnt);
+    processSource.close();
+    fs.rmSync(mnt, { recursive: true, force: true });
+  });
+  return { mnt, tree, table, session, deliveries };
+}
+
+/** A child we kill in teardown whatever happens. */
+function child(t: ExecutionContext, cmd: string, args: string[]): ChildProcess {
+  const c = spawn(cmd, args, { stdio: 'ignore' });
+  t.teardown(() => {
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  });
+  return c;
+}
+
+async function statIno(p: string): Promise<number> {
+  const { stdout } = await execFileP('stat', ['-c', '%i', p], { timeout: 30_000 });
+  return Number(stdout.trim());
+}
+
+/** The error stat(1) reports, or 'ok'. */
+async function statError(p: string): Promise<string> {
+  try {
+    await execFileP('stat', ['-c', '%i', p], { timeout: 30_000 });
+    return 'ok';
+  } catch (err) {
+    const s = String((err as { stderr?: string }).stderr ?? err);
+    if (s.includes('No such file')) return 'ENOENT';
+    if (s.includes('File name too long')) return 'ENAMETOOLONG';
+    if (s.includes('Stale file handle')) return 'ESTALE';
+    return s;
+  }
+}
+
+async function cat(p: string): Promise<string> {
+  return (await execFileP('cat', [p], { timeout: 30_000 })).stdout;
+}
+
+function exited(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => c.once('exit', () => r()));
+}
+
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return cond();
+}
+
+/** Namespaces our own process holds open, as `net:[N]` strings. */
+function ourNsFds(): string[] {
+  const out: string[] = [];
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      const l = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (/^[a-z]+:\[\d+\]$/.test(l)) out.push(l);
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return out;
+}
+
+fuseTest('identity across routes: pid/<pid>, by-ino/<ino>, ls -i and the file text agree (from child processes)', async (t) => {
+  const { mnt } = await mountTree(t);
+  const s = child(t, 'sleep', ['60']);
+  const ino = await statIno(`${mnt}/pid/${s.pid}`);
+  t.true(ino >= 1024);
+  t.is(await statIno(`${mnt}/by-ino/${ino}`), ino);
+  const { stdout } = await execFileP('ls', ['-i', `${mnt}/pid`], { timeout: 30_000 });
+  const line = stdout.split('\n').find((l) => l.trim().endsWith(` ${s.pid}`));
+  t.truthy(line, 'listed');
+  t.is(Number(line!.trim().split(/\s+/)[0]), ino, 'd_ino == st_ino');
+  const f = fields(await cat(`${mnt}/pid/${s.pid}`));
+  t.is(f.Pid, String(s.pid));
+  t.is(f.Comm, 'sleep');
+  t.is(f.Ino, String(ino));
+  t.regex(f['Ns.net']!, /^\d+$/);
+  t.is(await statIno(`${mnt}/ns/net/${(await fs.promises.readlink(`/proc/${s.pid}/ns/net`)).match(/\d+/)![0]}`), Number(f['Ns.net']));
+  const init = fields(await cat(`${mnt}/pid/1`));
+  t.is(init.Pid, '1');
+  t.log(`pid 1 Ns.net: ${init['Ns.net']}`);
+});
+
+fuseTest('32 concurrent first lookups from child processes: one inode', async (t) => {
+  const { mnt, table } = await mountTree(t);
+  const s = child(t, 'sleep', ['60']);
+  await until(() => fs.existsSync(`/proc/${s.pid}`), 2000);
+  const before = table.counters().allocations;
+  const inos = await Promise.all(Array.from({ length: 32 }, () => statIno(`${mnt}/pid/${s.pid}`)));
+  t.is(new Set(inos).size, 1);
+  t.is(table.counters().allocations - before, 1);
+});
+
+fuseTest('pid reuse: a new number, the old by-ino is ENOENT, a descriptor opened before reads Pid -1 and dead', async (t) => {
+  const { mnt } = await mountTree(t);
+  let victim = child(t, 'sleep', ['60']);
+  const pid = victim.pid!;
+  const oldIno = await statIno(`${mnt}/pid/${pid}`);
+  // A reader that opens the handle now and reads it when told to.
+  const reader = spawn('sh', ['-c', `exec 3<"${mnt}/pid/${pid}"; echo open; read go; cat <&3`], { stdio: ['pipe', 'pipe', 'ignore'] });
+  t.teardown(() => {
+    if (reader.exitCode === null) reader.kill('SIGKILL');
+  });
+  let out = '';
+  reader.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  t.true(await until(() => out.includes('open\n'), 10_000));
+  victim.kill('SIGKILL');
+  await exited(victim);
+  let reused = false;
+  for (let attempt = 0; attempt < 50 && !reused; attempt++) {
+    fs.writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+    victim = child(t, 'sleep', ['60']);
+    if (victim.pid === pid) reused = true;
+    else {
+      victim.kill('SIGKILL');
+      await exited(victim);
+    }
+  }
+  if (!reused) {
+    t.log('could not get the pid reused (another process took it 50 times); skipping the rest');
+    t.pass();
+    return;
+  }
+  const newIno = await statIno(`${mnt}/pid/${pid}`);
+  t.true(newIno > oldIno, `${newIno} > ${oldIno}`);
+  t.is(await statError(`${mnt}/by-ino/${oldIno}`), 'ENOENT');
+  reader.stdin!.write('go\n');
+  await exited(reader);
+  const f = fields(out.slice(out.indexOf('open\n') + 5));
+  t.is(f.Pid, '-1');
+  t.is(f.State, 'dead');
+  t.is(f.Ino, String(oldIno));
+});
+
+fuseTest('exit: the kernel drops the cached name within 100 ms, despite a 3600 s entry timeout', async (t) => {
+  const { mnt, deliveries } = await mountTree(t);
+  const s = child(t, 'sleep', ['60']);
+  const pid = s.pid!;
+  await statIno(`${mnt}/pid/${pid}`);
+  t.is(await statError(`${mnt}/pid/${pid}`), 'ok');
+  const t0 = performance.now();
+  s.kill('SIGKILL');
+  t.true(await until(() => deliveries.some((d) => d.parent === PID_DIR && d.name === String(pid)), 5000));
+  const d = deliveries.find((x) => x.parent === PID_DIR && x.name === String(pid))!;
+  t.log(`invalidation taken by the kernel ${(d.at - t0).toFixed(1)} ms after the kill`);
+  t.true(d.at - t0 < 100, `${d.at - t0} ms`);
+  await exited(s);
+  t.is(await statError(`${mnt}/pid/${pid}`), 'ENOENT');
+});
+
+fuseTest('bind-mount pinning: a network namespace outlives its last process while a handle is bind-mounted, and goes after umount', async (t) => {
+  const { mnt } = await mountTree(t, { nsGraceMs: 500 });
+  const ownNet = await fs.promises.readlink('/proc/self/ns/net');
+  const u = child(t, 'unshare', ['--net', 'sleep', '300']);
+  let link = '';
+  t.true(
+    await until(() => {
+      try {
+        link = fs.readlinkSync(`/proc/${u.pid}/ns/net`);
+      } catch {
+        link = '';
+      }
+      return link !== '' && link !== ownNet;
+    }, 10_000),
+    'unshare entered a new network namespace',
+  );
+  const inum = link.match(/\d+/)![0];
+  const handle = `${mnt}/ns/net/${inum}`;
+  const ino = await statIno(handle);
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'handlefs-bind-')), 'netns');
+  fs.writeFileSync(file, '');
+  t.teardown(() => {
+    forceUnmount(file);
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
+  });
+  await execFileP('mount', ['--bind', handle, file], { timeout: 30_000 });
+  u.kill('SIGKILL');
+  await exited(u);
+  await new Promise((r) => setTimeout(r, 2000)); // well past the grace (and its invalidation)
+  t.true(ourNsFds().includes(link), 'the hold is kept while the bind mount lives');
+  const f = fields(await cat(file));
+  t.is(f.NsId, inum);
+  t.is(f.Ino, String(ino));
+  t.is(f.Held, 'yes');
+  await new Promise((r) => setTimeout(r, 1000));
+  t.true(ourNsFds().includes(link), 'still kept after another idle period');
+  await execFileP('umount', [file], { timeout: 30_000 });
+  t.true(await until(() => !ourNsFds().includes(link), 5000), 'released after unmount: the descriptor is closed');
+});
+
+fuseTest('a stat alone does not keep a namespace alive beyond the grace period', async (t) => {
+  const { mnt } = await mountTree(t, { nsGraceMs: 300 });
+  const ownNet = await fs.promises.readlink('/proc/self/ns/net');
+  const u = child(t, 'unshare', ['--net', 'sleep', '300']);
+  let link = '';
+  t.true(
+    await until(() => {
+      try {
+        link = fs.readlinkSync(`/proc/${u.pid}/ns/net`);
+      } catch {
+        link = '';
+      }
+      return link !== '' && link !== ownNet;
+    }, 10_000),
+  );
+  await statIno(`${mnt}/ns/net/${link.match(/\d+/)![0]}`);
+  t.true(ourNsFds().includes(link));
+  u.kill('SIGKILL');
+  await exited(u);
+  t.true(await until(() => !ourNsFds().includes(link), 5000), 'the kernel forgot the unused dentry; the hold went');
+});
+
+fuseTest('bad names from a real lookup: ENOENT and ENAMETOOLONG', async (t) => {
+  const { mnt } = await mountTree(t);
+  t.is(await statError(`${mnt}/pid/01`), 'ENOENT');
+  t.is(await statError(`${mnt}/pid/0`), 'ENOENT');
+  t.is(await statError(`${mnt}/pid/4194305`), 'ENOENT');
+  t.is(await statError(`${mnt}/pid/${'1'.repeat(300)}`), 'ENAMETOOLONG');
+  t.is(await statError(`${mnt}/ns/bogus`), 'ENOENT');
+  t.is(await statError(`${mnt}/ns/net/1`), 'ENOENT');
+  t.is(await statError(`${mnt}/by-ino/5`), 'ENOENT');
+  t.is(await statError(`${mnt}/by-ino/99999999999`), 'ENOENT');
+  t.is(await statError(`${mnt}/pid/1`), 'ok');
+});

@@ -1,0 +1,783 @@
+/**
+ * The handle filesystem: the LowLevelFileSystem the FUSE session serves. It joins the host
+ * sources (what exists) with the core's table (which number it has) and answers every request
+ * with node id == inode number.
+ *
+ * Rules kept here (docs/tree.md explains them):
+ * - A number reaches the kernel (entry, d_ino, a handle's text) only once it is durable:
+ *   `table.durable()` is awaited before such a reply; if it fails the lookup is given back and
+ *   the request answers EIO.
+ * - Every positive entry is exactly one lookup in the table (LOOKUP, each READDIRPLUS entry);
+ *   FORGET takes back what it names. Static directories are not counted.
+ * - Invalidations are never awaited inside a handler; the Invalidator fires and forgets.
+ */
+import type { Logger } from 'pino';
+import type { Dentry, Inode } from '../core/inode.js';
+import type { InodeTable, TableEvents } from '../core/inode-table.js';
+import type { InodeRecord } from '../core/store.js';
+import { Errno, S_IFDIR, S_IFREG } from '../fuse/abi.js';
+import {
+  FuseError,
+  type Attr,
+  type AttrReply,
+  type ConnectionInfo,
+  type DirEntry,
+  type Entry,
+  type LowLevelFileSystem,
+  type Notifier,
+  type OpenReply,
+  type RequestContext,
+  type StatfsReply,
+} from '../fuse/types.js';
+import { NS_TYPES, type HostIds, type NamespaceSource, type NsType, type ProcessSource } from '../sources/types.js';
+import { NAMESPACE_KIND, PROCESS_KIND, putAll, mapLimit, type HandleObject, type TreeContext } from './context.js';
+import { Invalidator } from './invalidation.js';
+import {
+  BY_INO_DIR,
+  direntSize,
+  isStatic,
+  MAX_NS_INUM,
+  MAX_PID,
+  MIN_NS_INUM,
+  nameTooLong,
+  nsTypeDir,
+  nsTypeOfDir,
+  parseInoName,
+  parseInumName,
+  parsePidName,
+  PID_DIR,
+  STATIC_GENERATION,
+  STATIC_NODES,
+  staticChild,
+} from './layout.js';
+import { NamespaceHandles, NsObject } from './namespace-handles.js';
+import { ProcessHandles, ProcObject, type StartTimeReader } from './process-handles.js';
+import { handleName, NONE, renderNamespace, renderProcess, UNREADABLE } from './render.js';
+import { realTimers, type TimerHandle, type Timers } from './timers.js';
+import { FIRST_DYNAMIC_INO } from '../core/numbers.js';
+import type { Clock } from '../sources/types.js';
+
+export interface HandleTreeOptions {
+  /** Entry timeout (s) in replies; default: what the mount was configured with (ConnectionInfo), else 1. */
+  entryTimeout?: number;
+  /** Attribute timeout (s); default as entryTimeout. */
+  attrTimeout?: number;
+  /** Idle time (ms) before the kernel is asked to drop a namespace handle's names. Default 2000. */
+  nsGraceMs?: number;
+  /** Interval (ms) of the dormant-inode sweep; 0 disables it. Default 10000. */
+  sweepIntervalMs?: number;
+  /** /proc reads or namespace opens a listing or sweep runs at once. Default 16. */
+  concurrency?: number;
+  /** Cheap start-time read for the sweep (e.g. /proc/PID/stat only). Default: ProcessSource.read. */
+  readStartTime?: StartTimeReader;
+}
+
+export interface HandleTreeDeps {
+  table: InodeTable<HandleObject>;
+  processSource: ProcessSource;
+  namespaceSource: NamespaceSource;
+  hostIds: HostIds;
+  logger: Logger;
+  /** Timers (and the clock they read); default real, unref()ed timers over `clock`. */
+  timers?: Timers;
+  clock?: Clock;
+  options?: HandleTreeOptions;
+  /** If the table was built with this relay as its events, the tree attaches to it. */
+  relay?: TableEventRelay;
+}
+
+/**
+ * Table events that forward to a target set later: the table needs its events when it is built,
+ * and the tree needs the table when it is built.
+ */
+export class TableEventRelay implements TableEvents<HandleObject> {
+  target: TableEvents<HandleObject> | null = null;
+  created(d: Dentry<HandleObject>): void {
+    this.target?.created?.(d);
+  }
+  released(d: Dentry<HandleObject>): void {
+    this.target?.released?.(d);
+  }
+  dead(inode: Inode<HandleObject>): void {
+    this.target?.dead?.(inode);
+  }
+  dropped(inode: Inode<HandleObject>): void {
+    this.target?.dropped?.(inode);
+  }
+}
+
+interface FileState {
+  readonly kind: 'file';
+  readonly dentry: Dentry<HandleObject>;
+  data: Buffer;
+  /** The snapshot was rendered at OPEN and not read yet: a read at offset 0 uses it as is. */
+  fresh: boolean;
+  /** The object was already dead when the snapshot was taken. */
+  dead: boolean;
+}
+
+interface DirState {
+  readonly kind: 'dir';
+  readonly ino: number;
+  /** Keys (pids, inums, inos) listed at offset 0, for the rest of the listing. */
+  keys: number[] | null;
+}
+
+const S_FILE_PROCESS = S_IFREG | 0o444;
+const S_FILE_NAMESPACE = S_IFREG | 0o400;
+const S_DIR = S_IFDIR | 0o555;
+/** Handles resolved per batch while filling a listing. */
+const LIST_BATCH = 64;
+
+function fail(errno: number, message?: string): never {
+  throw new FuseError(errno, message);
+}
+
+export class HandleTree implements LowLevelFileSystem {
+  readonly table: InodeTable<HandleObject>;
+  readonly processes: ProcessHandles;
+  readonly namespaces: NamespaceHandles;
+  readonly invalidator: Invalidator;
+  readonly events: TableEvents<HandleObject>;
+
+  private readonly ctx: TreeContext;
+  private readonly log: Logger;
+  private readonly timers: Timers;
+  private readonly hostIds: HostIds;
+  private readonly processSource: ProcessSource;
+  private readonly namespaceSource: NamespaceSource;
+  private readonly options: HandleTreeOptions;
+  private readonly sweepIntervalMs: number;
+  private entryTimeout = 1;
+  private attrTimeout = 1;
+  private readonly startMs: number;
+  private readonly files = new Map<number, FileState | DirState>();
+  private nextFh = 1;
+  private sweepTimer: TimerHandle | null = null;
+  private sweeping: Promise<void> | null = null;
+  private restored = false;
+  private stopped = false;
+  /** Sweeps run and inodes they found dead (for tests and stats). */
+  readonly sweepStats = { runs: 0, dead: 0 };
+
+  constructor(deps: HandleTreeDeps) {
+    this.table = deps.table;
+    this.log = deps.logger;
+    this.hostIds = deps.hostIds;
+    this.processSource = deps.processSource;
+    this.namespaceSource = deps.namespaceSource;
+    this.options = deps.options ?? {};
+    this.timers = deps.timers ?? realTimers(deps.clock);
+    this.startMs = this.timers.now();
+    this.sweepIntervalMs = this.options.sweepIntervalMs ?? 10_000;
+    if (this.options.entryTimeout !== undefined) this.entryTimeout = this.options.entryTimeout;
+    if (this.options.attrTimeout !== undefined) this.attrTimeout = this.options.attrTimeout;
+    if (this.table.scope !== this.hostIds.bootId) {
+      throw new Error(
+        `the inode table's scope "${this.table.scope}" is not the boot id "${this.hostIds.bootId}": process start times are relative to the boot`,
+      );
+    }
+    this.invalidator = new Invalidator(this.log);
+    this.ctx = {
+      table: this.table,
+      log: this.log,
+      timers: this.timers,
+      inval: this.invalidator,
+      hostIds: this.hostIds,
+      concurrency: this.options.concurrency ?? 16,
+    };
+    this.processes = new ProcessHandles(this.ctx, this.processSource, this.options.readStartTime);
+    this.namespaces = new NamespaceHandles(this.ctx, this.namespaceSource, { graceMs: this.options.nsGraceMs ?? 2000 });
+    this.events = {
+      created: (d) => this.onCreated(d),
+      released: (d) => this.onReleased(d),
+      dead: (inode) => this.onDead(inode),
+      dropped: (inode) => this.onDropped(inode),
+    };
+    if (deps.relay) deps.relay.target = this.events;
+  }
+
+  // ---- lifetime ----
+
+  /**
+   * Loads rows stored by earlier runs (once). Rows of another boot, of kinds or keys this tree
+   * never makes, and namespaces without a kernel id are pruned; the rest are dormant until
+   * looked up or swept.
+   */
+  restore(records: Iterable<InodeRecord>): { kept: number; pruned: number } {
+    if (this.restored) throw new Error('HandleTree.restore() may run once');
+    this.restored = true;
+    return this.table.restore(records, (r) => {
+      if (r.ino < FIRST_DYNAMIC_INO) return false;
+      if (r.kind === PROCESS_KIND) return Number.isSafeInteger(r.key) && r.key >= 1 && r.key <= MAX_PID;
+      if (r.kind === NAMESPACE_KIND) return r.key >= MIN_NS_INUM && r.key <= MAX_NS_INUM && r.incarnation > 0;
+      return false;
+    });
+  }
+
+  init(conn: ConnectionInfo, notifier: Notifier): void {
+    if (this.options.entryTimeout === undefined) this.entryTimeout = conn.entryTimeout;
+    if (this.options.attrTimeout === undefined) this.attrTimeout = conn.attrTimeout;
+    this.invalidator.attach(notifier);
+    this.stopped = false;
+    this.startSweeping();
+  }
+
+  /** Starts the periodic sweep (init() does; tests without a session may call it). */
+  startSweeping(): void {
+    if (this.sweepIntervalMs <= 0 || this.sweepTimer !== null) return;
+    this.scheduleSweep(0);
+  }
+
+  destroy(): void {
+    this.stopped = true;
+    this.sweepTimer?.cancel();
+    this.sweepTimer = null;
+    this.invalidator.attach(null);
+    // The connection is gone: the kernel dropped every lookup and closed every file implicitly.
+    for (const st of this.files.values()) if (st.kind === 'file') this.table.close(st.dentry);
+    this.files.clear();
+    for (const inode of [...this.table.inodes()]) {
+      const d = inode.dentry;
+      if (d !== null && d.lookups > 0) this.table.forget(d.ino, d.lookups);
+    }
+    for (const inode of this.table.inodes()) {
+      const o = inode.object;
+      if (o instanceof ProcObject) this.processes.stopWatch(o);
+      else if (o instanceof NsObject) this.namespaces.closeHold(o);
+    }
+  }
+
+  /** Runs one sweep now (tests; the timer calls it). */
+  sweep(): Promise<void> {
+    if (this.sweeping !== null) return this.sweeping;
+    this.sweeping = this.doSweep().finally(() => {
+      this.sweeping = null;
+    });
+    return this.sweeping;
+  }
+
+  private scheduleSweep(ms: number): void {
+    this.sweepTimer = this.timers.setTimeout(() => {
+      this.sweepTimer = null;
+      void this.sweep().finally(() => {
+        if (!this.stopped && this.sweepTimer === null) this.scheduleSweep(this.sweepIntervalMs);
+      });
+    }, ms);
+  }
+
+  private async doSweep(): Promise<void> {
+    const procs: Inode<HandleObject>[] = [];
+    const nss: Inode<HandleObject>[] = [];
+    for (const inode of this.table.inodes()) {
+      if (this.table.isDead(inode)) continue;
+      if (inode.kind === PROCESS_KIND && !this.processes.trusted(inode)) procs.push(inode);
+      else if (inode.kind === NAMESPACE_KIND && !this.namespaces.trusted(inode)) nss.push(inode);
+    }
+    this.sweepStats.runs++;
+    try {
+      this.sweepStats.dead += await this.processes.sweep(procs);
+    } catch (err) {
+      this.log.warn({ err }, 'sweep of process handles failed');
+    }
+    try {
+      this.sweepStats.dead += await this.namespaces.sweep(nss);
+    } catch (err) {
+      this.log.warn({ err }, 'sweep of namespace handles failed');
+    }
+  }
+
+  // ---- table events ----
+
+  private onCreated(d: Dentry<HandleObject>): void {
+    const o = d.inode.object;
+    if (o !== undefined) o.ino = d.ino;
+    // Dentries the tree references itself are engaged on the spot; this catches the others
+    // (a library pin through InodeTable.pin) once the caller has added its reference.
+    queueMicrotask(() => {
+      if (!d.released && d.referenced) this.engage(d);
+    });
+  }
+
+  private onReleased(d: Dentry<HandleObject>): void {
+    const o = d.inode.object;
+    if (o instanceof ProcObject) this.processes.released(o);
+    else if (o instanceof NsObject) this.namespaces.released(o);
+  }
+
+  private onDead(inode: Inode<HandleObject>): void {
+    const o = inode.object;
+    if (o instanceof ProcObject) this.processes.stopWatch(o);
+    if (o instanceof NsObject && inode.dentry === null) this.namespaces.closeHold(o);
+    if (inode.dentry === null) return; // the kernel cannot hold a node it has no lookup of
+    if (inode.kind === PROCESS_KIND) {
+      this.invalidator.entry(PID_DIR, String(inode.key));
+    } else if (o instanceof NsObject) {
+      this.invalidator.entry(nsTypeDir(o.type), String(inode.key));
+    }
+    this.invalidator.entry(BY_INO_DIR, String(inode.ino));
+    this.invalidator.inode(inode.ino);
+  }
+
+  private onDropped(inode: Inode<HandleObject>): void {
+    const o = inode.object;
+    if (o instanceof ProcObject) this.processes.stopWatch(o);
+    else if (o instanceof NsObject) this.namespaces.closeHold(o);
+  }
+
+  private engage(d: Dentry<HandleObject>): void {
+    if (d.inode.kind === PROCESS_KIND) this.processes.engage(d);
+    else this.namespaces.engage(d);
+  }
+
+  // ---- entries and attributes ----
+
+  private staticAttr(ino: number): Attr {
+    const n = STATIC_NODES.get(ino)!;
+    return {
+      ino,
+      mode: S_DIR,
+      nlink: 2 + n.children.length,
+      uid: 0,
+      gid: 0,
+      size: 0,
+      blocks: 0,
+      atimeMs: this.startMs,
+      mtimeMs: this.startMs,
+      ctimeMs: this.startMs,
+    };
+  }
+
+  private staticEntry(ino: number): Entry {
+    return {
+      nodeId: ino,
+      generation: STATIC_GENERATION,
+      attr: this.staticAttr(ino),
+      entryTimeout: this.entryTimeout,
+      attrTimeout: this.attrTimeout,
+    };
+  }
+
+  /** Attributes of a handle, mirroring /proc: a process's status is 0444 owned by its effective ids; ns files are 0400 root. */
+  attrOf(inode: Inode<HandleObject>): Attr {
+    const o = inode.object;
+    let mode = S_FILE_NAMESPACE;
+    let uid = 0;
+    let gid = 0;
+    let t = this.startMs;
+    if (inode.kind === PROCESS_KIND) {
+      mode = S_FILE_PROCESS;
+      if (o instanceof ProcObject) {
+        uid = o.info.uid?.effective ?? 0;
+        gid = o.info.gid?.effective ?? 0;
+        t = o.seenMs;
+      }
+    }
+    return { ino: inode.ino, mode, nlink: 1, uid, gid, size: 0, blocks: 0, atimeMs: t, mtimeMs: t, ctimeMs: t };
+  }
+
+  entryOf(d: Dentry<HandleObject>): Entry {
+    return {
+      nodeId: d.ino,
+      generation: d.inode.generation,
+      attr: this.attrOf(d.inode),
+      entryTimeout: this.entryTimeout,
+      attrTimeout: this.attrTimeout,
+    };
+  }
+
+  /** Waits until every number handed out is durable (the write-ahead rule); EIO if it cannot be. */
+  private async durable(): Promise<void> {
+    const p = this.table.durable();
+    if (p === undefined) return;
+    try {
+      await p;
+    } catch (err) {
+      this.log.error({ err }, 'inode numbers could not be made durable; not revealing them');
+      fail(Errno.EIO, 'inode store flush failed');
+    }
+  }
+
+  /** Turns a held dentry into one kernel lookup and answers with its entry once it is durable. */
+  private async reveal(d: Dentry<HandleObject>): Promise<Entry> {
+    this.table.addLookups(d, 1);
+    this.table.put(d);
+    this.engage(d);
+    try {
+      await this.durable();
+    } catch (err) {
+      this.table.forget(d.ino, 1);
+      throw err;
+    }
+    return this.entryOf(d);
+  }
+
+  // ---- LOOKUP / FORGET / GETATTR ----
+
+  async lookup(_ctx: RequestContext, parent: number, name: string): Promise<Entry> {
+    if (nameTooLong(name)) fail(Errno.ENAMETOOLONG);
+    if (name === '.' || name === '..') return this.lookupDot(parent, name);
+    if (!isStatic(parent)) fail(this.table.inode(parent) !== undefined ? Errno.ENOTDIR : Errno.ENOENT);
+    if (!STATIC_NODES.has(parent)) fail(Errno.ENOENT);
+    if (parent === PID_DIR) {
+      const pid = parsePidName(name);
+      if (pid === undefined) fail(Errno.ENOENT);
+      const d = await this.processes.acquire(pid);
+      if (d === null) fail(Errno.ENOENT);
+      return this.reveal(d);
+    }
+    if (parent === BY_INO_DIR) {
+      const ino = parseInoName(name);
+      if (ino === undefined) fail(Errno.ENOENT);
+      return this.lookupIno(ino, Errno.ENOENT);
+    }
+    const type = nsTypeOfDir(parent);
+    if (type !== undefined) {
+      const inum = parseInumName(name);
+      if (inum === undefined) fail(Errno.ENOENT);
+      const d = await this.namespaces.acquire(type, inum);
+      if (d === null) fail(Errno.ENOENT);
+      return this.reveal(d);
+    }
+    const child = staticChild(parent, name);
+    if (child === undefined) fail(Errno.ENOENT);
+    return this.staticEntry(child.ino);
+  }
+
+  /** "." and ".." (FUSE_EXPORT_SUPPORT: the kernel decodes a file handle with LOOKUP "." on its node id). */
+  private async lookupDot(parent: number, name: '.' | '..'): Promise<Entry> {
+    const st = STATIC_NODES.get(parent);
+    if (st !== undefined) return this.staticEntry(name === '.' ? parent : st.parent);
+    if (isStatic(parent)) fail(Errno.ESTALE);
+    if (name === '..') fail(this.table.inode(parent) !== undefined ? Errno.ENOTDIR : Errno.ESTALE);
+    return this.lookupIno(parent, Errno.ESTALE);
+  }
+
+  /** A handle by its number: a dead one is gone (errno); a dormant one is re-validated first. */
+  private async lookupIno(ino: number, errno: number): Promise<Entry> {
+    const d = await this.acquireIno(ino);
+    if (d === null) fail(errno);
+    return this.reveal(d);
+  }
+
+  private async acquireIno(ino: number): Promise<Dentry<HandleObject> | null> {
+    const inode = this.table.inode(ino);
+    if (inode === undefined || this.table.isDead(inode)) return null;
+    if (inode.kind === PROCESS_KIND) return this.processes.acquireInode(inode);
+    if (inode.kind === NAMESPACE_KIND) return this.namespaces.acquireInode(inode);
+    return null;
+  }
+
+  forget(nodeId: number, nlookup: number): void {
+    if (isStatic(nodeId)) return;
+    this.table.forget(nodeId, nlookup);
+  }
+
+  getattr(_ctx: RequestContext, nodeId: number): AttrReply {
+    if (STATIC_NODES.has(nodeId)) return { attr: this.staticAttr(nodeId), attrTimeout: this.attrTimeout };
+    const inode = this.table.inode(nodeId);
+    if (inode === undefined) fail(Errno.ENOENT);
+    if (inode.object === undefined) fail(Errno.ESTALE);
+    if (inode.object instanceof NsObject && inode.dentry !== null) this.namespaces.touch(inode.object);
+    return { attr: this.attrOf(inode), attrTimeout: this.attrTimeout };
+  }
+
+  statfs(): StatfsReply {
+    return {
+      blocks: 0,
+      bfree: 0,
+      bavail: 0,
+      files: this.table.counters().inodes,
+      ffree: 0,
+      bsize: 4096,
+      namelen: 255,
+      frsize: 4096,
+    };
+  }
+
+  // ---- files ----
+
+  async open(_ctx: RequestContext, nodeId: number, _flags = 0): Promise<OpenReply> {
+    if (STATIC_NODES.has(nodeId)) fail(Errno.EISDIR);
+    const d = this.table.dentry(nodeId);
+    if (d === undefined) fail(this.table.inode(nodeId) !== undefined ? Errno.ESTALE : Errno.ENOENT);
+    this.table.open(d);
+    let data: Buffer;
+    let dead = false;
+    try {
+      const o = d.object;
+      if (o instanceof NsObject) {
+        this.namespaces.touch(o);
+        if (!this.table.isDead(d.inode) && !(await this.namespaces.ensureHold(o))) {
+          fail(Errno.ESTALE, 'the namespace is gone');
+        }
+      } else {
+        this.processes.engage(d);
+      }
+      dead = this.table.isDead(d.inode);
+      data = await this.render(d);
+    } catch (err) {
+      this.table.close(d);
+      throw err;
+    }
+    const fh = this.nextFh++;
+    this.files.set(fh, { kind: 'file', dentry: d, data, fresh: true, dead });
+    return { fh, directIo: true };
+  }
+
+  async read(_ctx: RequestContext, _nodeId: number, fh: number, offset: number, size: number): Promise<Buffer> {
+    const st = this.files.get(fh);
+    if (st === undefined || st.kind !== 'file') fail(Errno.EBADF);
+    const o = st.dentry.object;
+    if (o instanceof NsObject) this.namespaces.touch(o);
+    // A read from the start renders again, like /proc; so does the first one if the object died
+    // since OPEN rendered it (a descriptor of an exited process then reads its dead state).
+    if (offset === 0 && (!st.fresh || (!st.dead && this.table.isDead(st.dentry.inode)))) {
+      st.dead = this.table.isDead(st.dentry.inode);
+      st.data = await this.render(st.dentry);
+    }
+    st.fresh = false;
+    if (offset >= st.data.length) return Buffer.alloc(0);
+    return st.data.subarray(offset, Math.min(st.data.length, offset + size));
+  }
+
+  release(_ctx: RequestContext, _nodeId: number, fh: number): void {
+    const st = this.files.get(fh);
+    if (st === undefined || st.kind !== 'file') return;
+    this.files.delete(fh);
+    const o = st.dentry.object;
+    if (o instanceof NsObject) this.namespaces.touch(o);
+    this.table.close(st.dentry);
+  }
+
+  /** The handle's text, as of now. Numbers it shows are durable before it returns. */
+  private async render(d: Dentry<HandleObject>): Promise<Buffer> {
+    const holds: Dentry<HandleObject>[] = [];
+    try {
+      const o = d.object;
+      const text = o instanceof ProcObject ? await this.renderProcess(d, o, holds) : await this.renderNamespace(d, o, holds);
+      await this.durable();
+      return Buffer.from(text, 'utf8');
+    } finally {
+      putAll(this.table, holds);
+    }
+  }
+
+  private async renderProcess(d: Dentry<HandleObject>, o: ProcObject, holds: Dentry<HandleObject>[]): Promise<string> {
+    let alive = false;
+    try {
+      alive = await this.processes.refresh(d.inode, o);
+    } catch (err) {
+      this.log.warn({ err, pid: o.pid }, 'reading a process failed');
+      alive = !this.table.isDead(d.inode);
+    }
+    let ns: Record<NsType, string>;
+    if (alive) {
+      const info = o.info;
+      const nsUnreadable = info.unreadable.includes('namespaces');
+      const values = await Promise.all(
+        NS_TYPES.map(async (type): Promise<string> => {
+          const inum = info.namespaces[type];
+          if (inum === undefined) return nsUnreadable ? UNREADABLE : NONE;
+          const nd = await this.namespaces.acquire(type, inum).catch(() => null);
+          if (nd === null) return UNREADABLE;
+          holds.push(nd);
+          return String(nd.ino);
+        }),
+      );
+      ns = Object.fromEntries(NS_TYPES.map((t, i) => [t, values[i]!])) as Record<NsType, string>;
+      o.nsLines = ns;
+    } else {
+      ns = (o.nsLines as Record<NsType, string> | null) ?? (Object.fromEntries(NS_TYPES.map((t) => [t, NONE])) as Record<NsType, string>);
+    }
+    return renderProcess({
+      info: o.info,
+      dead: !alive || this.table.isDead(d.inode),
+      ns,
+      ino: d.ino,
+      generation: d.inode.generation,
+      handle: handleName(this.hostIds.machineId, this.hostIds.bootId, d.ino),
+    });
+  }
+
+  private async renderNamespace(d: Dentry<HandleObject>, o: NsObject, holds: Dentry<HandleObject>[]): Promise<string> {
+    const info = o.info;
+    const idKnown = info.nsId !== null;
+    const ref = async (type: NsType, r: { inum: number; nsId: string | null } | null | undefined): Promise<string> => {
+      if (r === null || r === undefined) return idKnown ? NONE : UNREADABLE;
+      const nd = await this.namespaces.acquire(type, r.inum, r.nsId ?? undefined).catch(() => null);
+      if (nd === null) return UNREADABLE;
+      holds.push(nd);
+      return String(nd.ino);
+    };
+    const owner = await ref('user', info.owner);
+    const parent = info.type === 'pid' || info.type === 'user' ? await ref(info.type, info.parent) : undefined;
+    return renderNamespace({
+      type: info.type,
+      inum: info.inum,
+      kernelId: info.nsId,
+      ino: d.ino,
+      generation: d.inode.generation,
+      owner,
+      ...(parent === undefined ? {} : { parent }),
+      pins: d.pins,
+      held: o.held,
+      handle: handleName(this.hostIds.machineId, this.hostIds.bootId, d.ino),
+    });
+  }
+
+  // ---- directories ----
+
+  opendir(_ctx: RequestContext, nodeId: number, _flags = 0): OpenReply {
+    if (!STATIC_NODES.has(nodeId)) fail(this.table.inode(nodeId) !== undefined ? Errno.ENOTDIR : Errno.ENOENT);
+    const fh = this.nextFh++;
+    this.files.set(fh, { kind: 'dir', ino: nodeId, keys: null });
+    return { fh };
+  }
+
+  releasedir(_ctx: RequestContext, _nodeId: number, fh: number): void {
+    const st = this.files.get(fh);
+    if (st !== undefined && st.kind === 'dir') this.files.delete(fh);
+  }
+
+  async readdir(_ctx: RequestContext, nodeId: number, fh: number, offset: number, size: number, plus: boolean): Promise<DirEntry[]> {
+    const node = STATIC_NODES.get(nodeId);
+    if (node === undefined) fail(this.table.inode(nodeId) !== undefined ? Errno.ENOTDIR : Errno.ENOENT);
+    const known = this.files.get(fh);
+    const st: DirState = known !== undefined && known.kind === 'dir' && known.ino === nodeId ? known : { kind: 'dir', ino: nodeId, keys: null };
+    const out: DirEntry[] = [];
+    const budget = { left: size };
+    const take = (name: string): boolean => {
+      const n = direntSize(name, plus);
+      if (n > budget.left) return false;
+      budget.left -= n;
+      return true;
+    };
+    // "." = cookie 1, ".." = cookie 2 everywhere.
+    if (offset < 1) {
+      if (!take('.')) return out;
+      out.push({ name: '.', ino: nodeId, type: S_IFDIR, offset: 1 });
+    }
+    if (offset < 2) {
+      if (!take('..')) return out;
+      out.push({ name: '..', ino: node.parent, type: S_IFDIR, offset: 2 });
+    }
+    if (node.children.length > 0) {
+      // Static children: cookies 3, 4, ...
+      for (let i = 0; i < node.children.length; i++) {
+        const cookie = 3 + i;
+        if (cookie <= offset) continue;
+        const c = node.children[i]!;
+        const child = STATIC_NODES.get(c)!;
+        if (!take(child.name)) break;
+        out.push({ name: child.name, ino: c, type: S_IFDIR, offset: cookie, ...(plus ? { entry: this.staticEntry(c) } : {}) });
+      }
+      return out;
+    }
+    if (offset === 0 || st.keys === null) st.keys = await this.listKeys(nodeId);
+    const keys = st.keys;
+    if (nodeId === BY_INO_DIR) {
+      // Cookie = the number itself (>= 1024, so never 1 or 2).
+      return this.fill(out, budget, keys, offset, (k) => k, plus, (ino) => this.acquireIno(ino));
+    }
+    if (nodeId === PID_DIR) {
+      // Cookie = pid + 2: a listing resumes after the last pid it showed, whoever came and went.
+      return this.fill(out, budget, keys, offset, (k) => k + 2, plus, (pid) => this.processes.acquire(pid));
+    }
+    const type = nsTypeOfDir(nodeId)!;
+    return this.fill(out, budget, keys, offset, (k) => k + 2, plus, (inum) => this.namespaces.acquire(type, inum));
+  }
+
+  /** What a handle directory lists, ascending. */
+  private async listKeys(dir: number): Promise<number[]> {
+    if (dir === PID_DIR) return this.processSource.list();
+    if (dir === BY_INO_DIR) {
+      const inos: number[] = [];
+      for (const inode of this.table.inodes()) if (!this.table.isDead(inode)) inos.push(inode.ino);
+      return inos.sort((a, b) => a - b);
+    }
+    const type = nsTypeOfDir(dir)!;
+    const inums = new Set<number>();
+    for (const r of await this.namespaceSource.list()) if (r.type === type) inums.add(r.inum);
+    // Namespaces only this tree still holds (a bind-mounted handle) are listed too.
+    for (const inode of this.table.inodes()) {
+      const o = inode.object;
+      if (o instanceof NsObject && o.type === type && o.held && !this.table.isDead(inode)) inums.add(inode.key);
+    }
+    return [...inums].sort((a, b) => a - b);
+  }
+
+  /**
+   * Adds handle entries after cookie `offset`, resolving only as many as can fit in the reply.
+   * Plain READDIR: each entry's number is instantiated (held, then put) so d_ino agrees with
+   * stat. READDIRPLUS: each entry is one lookup. Numbers are durable before this returns.
+   */
+  private async fill(
+    out: DirEntry[],
+    budget: { left: number },
+    keys: readonly number[],
+    offset: number,
+    cookieOf: (key: number) => number,
+    plus: boolean,
+    acquire: (key: number) => Promise<Dentry<HandleObject> | null>,
+  ): Promise<DirEntry[]> {
+    let i = lowerBound(keys, (k) => cookieOf(k) > offset);
+    const held: Dentry<HandleObject>[] = [];
+    const looked: Dentry<HandleObject>[] = [];
+    try {
+      while (i < keys.length) {
+        const batch: number[] = [];
+        let need = 0;
+        while (i < keys.length && batch.length < LIST_BATCH) {
+          const n = direntSize(String(keys[i]), plus);
+          if (need + n > budget.left) break;
+          need += n;
+          batch.push(keys[i]!);
+          i++;
+        }
+        if (batch.length === 0) break;
+        const found = await mapLimit(batch, this.ctx.concurrency, (k) =>
+          acquire(k).catch((err: unknown) => {
+            this.log.debug({ err, key: k }, 'listing: entry skipped');
+            return null;
+          }),
+        );
+        for (let j = 0; j < batch.length; j++) {
+          const d = found[j];
+          if (d === null || d === undefined) continue;
+          held.push(d);
+          const key = batch[j]!;
+          const name = String(key);
+          budget.left -= direntSize(name, plus);
+          if (plus) {
+            this.table.addLookups(d, 1);
+            looked.push(d);
+            this.engage(d);
+          }
+          out.push({ name, ino: d.ino, type: S_IFREG, offset: cookieOf(key), ...(plus ? { entry: this.entryOf(d) } : {}) });
+        }
+      }
+      try {
+        await this.durable();
+      } catch (err) {
+        for (const d of looked) this.table.forget(d.ino, 1);
+        throw err;
+      }
+      return out;
+    } finally {
+      putAll(this.table, held);
+    }
+  }
+}
+
+/** First index whose element satisfies `pred` (which must be false then true along the array). */
+function lowerBound(a: readonly number[], pred: (x: number) => boolean): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (pred(a[mid]!)) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}

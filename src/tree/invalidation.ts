@@ -1,0 +1,77 @@
+/**
+ * Kernel-cache invalidation, fire-and-forget.
+ *
+ * The notifier itself defers every message until after the reply being produced and after every
+ * in-flight request on the same node, so calling it from anywhere (a handler, a table event, an
+ * exit callback) is safe as long as nobody awaits it inside a handler: nothing here returns the
+ * promise. Notifications the connection did not negotiate are skipped (the names then expire
+ * with their timeouts).
+ */
+import type { Logger } from 'pino';
+import type { Notifier } from '../fuse/types.js';
+
+export interface InvalidationCounters {
+  entries: number;
+  inodes: number;
+  failed: number;
+  skipped: number;
+}
+
+export class Invalidator {
+  private notifier: Notifier | null = null;
+  readonly counters: InvalidationCounters = { entries: 0, inodes: 0, failed: 0, skipped: 0 };
+
+  constructor(private readonly log: Logger) {}
+
+  attach(notifier: Notifier | null): void {
+    this.notifier = notifier;
+  }
+
+  get attached(): boolean {
+    return this.notifier !== null;
+  }
+
+  /** Drop the kernel's cached name `name` in directory `parent`. */
+  entry(parent: number, name: string): void {
+    const n = this.notifier;
+    if (n === null) return;
+    if (!n.supports.invalEntry) {
+      this.counters.skipped++;
+      return;
+    }
+    this.counters.entries++;
+    this.track(() => n.invalEntry(parent, name), { parent, name });
+  }
+
+  /** Drop the kernel's cached attributes and data of node `ino`. */
+  inode(ino: number): void {
+    const n = this.notifier;
+    if (n === null) return;
+    if (!n.supports.invalInode) {
+      this.counters.skipped++;
+      return;
+    }
+    this.counters.inodes++;
+    this.track(() => n.invalInode(ino), { ino });
+  }
+
+  private track(send: () => Promise<boolean>, what: Record<string, unknown>): void {
+    let p: Promise<boolean>;
+    try {
+      p = send();
+    } catch (err) {
+      this.counters.failed++;
+      this.log.warn({ err, ...what }, 'invalidation not sent');
+      return;
+    }
+    p.then(
+      (ok) => {
+        if (!ok) this.counters.failed++;
+      },
+      (err: unknown) => {
+        this.counters.failed++;
+        this.log.warn({ err, ...what }, 'invalidation failed');
+      },
+    );
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * Process handles: resolving a pid to its one inode, watching exits while the kernel holds the
+ * handle, and validating dormant inodes (those the kernel forgot) against the host.
+ *
+ * Identity: {kind 'process', key: pid, incarnation: start time}; the table's scope is the boot id.
+ * A zombie counts as exited (the exit watcher fires on it): lookups of a zombie answer ENOENT and
+ * listings skip it, so an exited process never gets a second number.
+ */
+import type { Identity, Dentry, Inode } from '../core/inode.js';
+import { StaleIdentityError } from '../core/inode-table.js';
+import { SingleFlight } from '../core/single-flight.js';
+import type { ProcessInfo, ProcessSource } from '../sources/types.js';
+import { mapLimit, PROCESS_KIND, type HandleObject, type TreeContext } from './context.js';
+
+/** What the tree keeps for one process inode. */
+export class ProcObject {
+  readonly kind = PROCESS_KIND;
+  /** The inode number, once instantiated. */
+  ino = 0;
+  /** Disposer of the exit watch, while one runs. */
+  unwatch: (() => void) | null = null;
+  /** Namespace lines as last rendered while alive (shown again once dead). */
+  nsLines: Readonly<Record<string, string>> | null = null;
+
+  constructor(
+    /** As last read from the host. */
+    public info: ProcessInfo,
+    /** When handlefs first saw it (ms); the handle's times. */
+    readonly seenMs: number,
+  ) {}
+
+  get pid(): number {
+    return this.info.pid;
+  }
+
+  get startTime(): number {
+    return this.info.startTime;
+  }
+}
+
+export function processIdentity(info: { pid: number; startTime: number }): Identity {
+  return { kind: PROCESS_KIND, key: info.pid, incarnation: info.startTime };
+}
+
+/** Exited, as far as handles are concerned: a zombie or a dead task. */
+export function hasExited(state: string): boolean {
+  return state === 'Z' || state === 'X' || state === 'x';
+}
+
+export type StartTimeReader = (pid: number) => Promise<{ startTime: number; state: string } | null>;
+
+export class ProcessHandles {
+  private readonly flight = new SingleFlight<number, ProcObject | null>();
+  private readonly readStartTime: StartTimeReader;
+  /** /proc reads done (for tests and stats). */
+  reads = 0;
+
+  constructor(
+    private readonly ctx: TreeContext,
+    private readonly source: ProcessSource,
+    readStartTime?: StartTimeReader,
+  ) {
+    this.readStartTime =
+      readStartTime ??
+      (async (pid) => {
+        const info = await this.source.read(pid);
+        return info === null ? null : { startTime: info.startTime, state: info.state };
+      });
+  }
+
+  /** The live, non-dead process inode under `pid`, if any. */
+  current(pid: number): Inode<HandleObject> | undefined {
+    const inode = this.ctx.table.findByKey(pid);
+    return inode !== undefined && inode.kind === PROCESS_KIND ? inode : undefined;
+  }
+
+  /**
+   * Reads the process (racing callers share one read). Null when the pid names no live process
+   * (gone, a zombie, a thread); any inode the table holds for an older incarnation is marked dead.
+   */
+  resolve(pid: number): Promise<ProcObject | null> {
+    return this.flight.run(pid, async () => {
+      this.reads++;
+      const info = await this.source.read(pid);
+      const known = this.current(pid);
+      if (info === null) {
+        if (known !== undefined) this.ctx.table.markDead(known);
+        return null;
+      }
+      if (known !== undefined && known.incarnation < info.startTime) this.ctx.table.markDead(known);
+      if (hasExited(info.state)) {
+        this.ctx.table.objectGone(processIdentity(info));
+        return null;
+      }
+      return new ProcObject(info, this.ctx.timers.now());
+    });
+  }
+
+  /** True when the inode can be used without reading /proc: the kernel holds it and its exit is watched. */
+  trusted(inode: Inode<HandleObject>): boolean {
+    const o = inode.object;
+    return inode.dentry !== null && o instanceof ProcObject && o.unwatch !== null && !this.ctx.table.isDead(inode);
+  }
+
+  /** The dentry of process `pid` with one hold, or null if it does not exist. */
+  async acquire(pid: number): Promise<Dentry<HandleObject> | null> {
+    const known = this.current(pid);
+    if (known !== undefined && this.trusted(known)) return this.ctx.table.get(known.dentry!);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const obj = await this.resolve(pid);
+      if (obj === null) return null;
+      const d = this.instantiate(obj);
+      if (d !== null) return d;
+    }
+    return null;
+  }
+
+  /**
+   * The dentry of a known process inode with one hold, after checking (unless trusted) that the
+   * process still lives; null if it does not (it is then marked dead).
+   */
+  async acquireInode(inode: Inode<HandleObject>): Promise<Dentry<HandleObject> | null> {
+    const table = this.ctx.table;
+    if (table.isDead(inode)) return null;
+    if (this.trusted(inode)) return table.get(inode.dentry!);
+    const obj = await this.resolve(inode.key);
+    if (table.isDead(inode)) return null;
+    if (obj === null || obj.startTime !== inode.incarnation) {
+      if (obj !== null && obj.startTime > inode.incarnation) table.markDead(inode);
+      return null;
+    }
+    const d = this.instantiate(obj);
+    if (d !== null && d.inode !== inode) {
+      table.put(d);
+      return null;
+    }
+    return d;
+  }
+
+  /** instantiate() with a hold; null if the read was older than what the table knows. */
+  private instantiate(obj: ProcObject): Dentry<HandleObject> | null {
+    let d: Dentry<HandleObject>;
+    try {
+      d = this.ctx.table.instantiate(processIdentity(obj.info), obj);
+    } catch (err) {
+      if (err instanceof StaleIdentityError) return null;
+      throw err;
+    }
+    const winner = d.object;
+    if (winner !== obj && winner instanceof ProcObject) winner.info = obj.info;
+    return d;
+  }
+
+  /** Starts the exit watch of a referenced, live process handle (idempotent). */
+  engage(d: Dentry<HandleObject>): void {
+    const o = d.object;
+    if (!(o instanceof ProcObject) || o.unwatch !== null || d.released || this.ctx.table.isDead(d.inode)) return;
+    const identity = processIdentity(o.info);
+    let fired = false;
+    const unwatch = this.source.watchExit(o.pid, o.startTime, () => {
+      fired = true;
+      if (o.unwatch === unwatch) o.unwatch = null;
+      this.ctx.table.objectGone(identity);
+    });
+    if (!fired) o.unwatch = unwatch;
+  }
+
+  /** The dentry is gone: stop watching (the inode stays, dormant, while the process lives). */
+  released(o: ProcObject): void {
+    this.stopWatch(o);
+  }
+
+  stopWatch(o: ProcObject): void {
+    const u = o.unwatch;
+    o.unwatch = null;
+    u?.();
+  }
+
+  /** Refreshes a live process handle's info from the host; false if it turned out dead. */
+  async refresh(inode: Inode<HandleObject>, o: ProcObject): Promise<boolean> {
+    const table = this.ctx.table;
+    if (table.isDead(inode)) return false;
+    const fresh = await this.resolve(o.pid);
+    if (table.isDead(inode)) return false;
+    if (fresh === null || fresh.startTime !== inode.incarnation) {
+      table.markDead(inode);
+      return false;
+    }
+    o.info = fresh.info;
+    return true;
+  }
+
+  /**
+   * Validates dormant process inodes (not watched): one listing of pids, then a start-time read
+   * of those whose pid still exists. Anything gone or reused is marked dead.
+   */
+  async sweep(dormant: readonly Inode<HandleObject>[]): Promise<number> {
+    if (dormant.length === 0) return 0;
+    const table = this.ctx.table;
+    const live = new Set(await this.source.list());
+    let dead = 0;
+    const present: Inode<HandleObject>[] = [];
+    for (const inode of dormant) {
+      if (table.isDead(inode)) continue;
+      if (!live.has(inode.key)) {
+        table.markDead(inode);
+        dead++;
+      } else {
+        present.push(inode);
+      }
+    }
+    await mapLimit(present, this.ctx.concurrency, async (inode) => {
+      let st: { startTime: number; state: string } | null;
+      try {
+        st = await this.readStartTime(inode.key);
+      } catch (err) {
+        this.ctx.log.debug({ err, pid: inode.key }, 'sweep: start time unreadable');
+        return;
+      }
+      if (table.isDead(inode) || this.trusted(inode)) return;
+      if (st === null || st.startTime !== inode.incarnation || hasExited(st.state)) {
+        table.markDead(inode);
+        dead++;
+      }
+    });
+    return dead;
+  }
+}
