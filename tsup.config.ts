@@ -5,6 +5,7 @@ export default defineConfig({
     index: 'src/index.ts',
     'testing/index': 'src/testing/index.ts',
     'cli/main': 'src/cli/main.ts',
+    'cli/mount-helper': 'src/cli/mount-helper.ts',
   },
   format: ['esm'],
   target: 'node20',

@@ -1,12 +1,154 @@
-#!/usr/bin/env node
-/** The handlefs command; the full command set lands with the CLI issue. */
-import { readFileSync } from 'node:fs';
+/**
+ * The handlefs command. Thin: parse, then hand over to the service or the control socket.
+ * Every failure a user can meet is one line on stderr (plus a hint) and a distinct exit code.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseCommand, parseMountHelper, type Command } from './args.js';
+import { CliError, EXIT } from './exit-codes.js';
+import { COMMAND_HELP, MAIN_HELP } from './help.js';
+import { createLogger } from '../log.js';
+import { mountAt, unmount, inspectMountpoint, cleanStaleMount } from '../fuse/mount.js';
+import { controlSocketPath, requestControl, runtimeDir } from '../service/control.js';
+import { runService } from '../service/service.js';
+import { formatStatus, type ServiceStatus } from '../service/status.js';
+import { DEFAULT_STATE_PATH } from '../store/sqlite-store.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-const [command] = process.argv.slice(2);
-if (command === '--version' || command === '-V') {
-  process.stdout.write(`handlefs ${pkg.version}\n`);
-} else {
-  process.stderr.write('handlefs: mounting is not yet available in this version (the FUSE layer is being built)\n');
-  process.exitCode = 2;
+let VERSION = '0.0.0';
+
+/** Set in the detached child of `mount --daemon`: the descriptor to report readiness on. */
+const READY_FD_ENV = 'HANDLEFS_READY_FD';
+
+async function main(argv: string[], helper: boolean): Promise<number> {
+  const command: Command = helper ? parseMountHelper(argv) : parseCommand(argv);
+  switch (command.name) {
+    case 'help':
+      process.stdout.write(`${command.topic ? COMMAND_HELP[command.topic] : MAIN_HELP}\n`);
+      return EXIT.ok;
+    case 'version':
+      process.stdout.write(`handlefs ${VERSION}\n`);
+      return EXIT.ok;
+    case 'mount':
+      return command.daemon && process.env[READY_FD_ENV] === undefined ? daemonize(argv, command.mountpoint) : mount(command);
+    case 'umount':
+      return umount(command.mountpoint);
+    case 'status':
+      return status(command.mountpoint, command.json);
+  }
+}
+
+async function mount(command: Extract<Command, { name: 'mount' }>): Promise<number> {
+  const logger = createLogger({ ...(command.logLevel !== undefined && { level: command.logLevel }), pretty: process.stderr.isTTY === true });
+  const readyFd = process.env[READY_FD_ENV] === undefined ? undefined : Number(process.env[READY_FD_ENV]);
+  const tell = (message: object) => {
+    if (readyFd !== undefined) fs.writeSync(readyFd, `${JSON.stringify(message)}\n`);
+  };
+  try {
+    await runService({
+      mountpoint: command.mountpoint,
+      statePath: command.state ?? DEFAULT_STATE_PATH,
+      mountOptions: command.options,
+      logger,
+      version: VERSION,
+      onReady: () => tell({ ready: true }),
+    });
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof CliError) tell({ ready: false, code: e.exitCode, message: e.message, hint: e.hint });
+    else tell({ ready: false, code: EXIT.internal, message: (e as Error).message });
+    throw e;
+  } finally {
+    logger.flush?.();
+  }
+}
+
+/**
+ * `mount --daemon`: run the same command detached, with its logs in the runtime directory, and
+ * return once it says the mount is ready (or pass on its error and exit code).
+ */
+async function daemonize(argv: string[], mountpoint: string): Promise<number> {
+  const logPath = controlSocketPath(mountpoint).replace(/\.sock$/, '.log');
+  fs.mkdirSync(runtimeDir(), { recursive: true, mode: 0o755 });
+  const log = fs.openSync(logPath, 'a', 0o600);
+  // The child runs this very command line (helper form included); the environment tells it to
+  // serve in the foreground and report readiness on fd 3.
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
+    detached: true,
+    stdio: ['ignore', log, log, 'pipe'],
+    env: { ...process.env, [READY_FD_ENV]: '3' },
+  });
+  fs.closeSync(log);
+  const pipe = child.stdio[3] as NodeJS.ReadableStream;
+  let text = '';
+  pipe.setEncoding('utf8');
+  const answer = await new Promise<{ ready: boolean; code?: number; message?: string; hint?: string }>((resolve) => {
+    pipe.on('data', (chunk: string) => {
+      text += chunk;
+      const nl = text.indexOf('\n');
+      if (nl >= 0) resolve(JSON.parse(text.slice(0, nl)));
+    });
+    child.once('exit', (code) => resolve({ ready: false, code: code ?? EXIT.internal, message: `the service exited (${code ?? 'signal'}) before the mount was ready; see ${logPath}` }));
+  });
+  pipe.removeAllListeners('data');
+  (pipe as unknown as { destroy(): void }).destroy();
+  child.unref();
+  if (answer.ready) return EXIT.ok;
+  throw new CliError(answer.message ?? 'the service failed to start', (answer.code ?? EXIT.internal) as CliError['exitCode'], answer.hint);
+}
+
+async function umount(mountpoint: string): Promise<number> {
+  const p = path.resolve(mountpoint);
+  const state = await inspectMountpoint(p);
+  if (state.state === 'stale' || state.state === 'unresponsive') {
+    await cleanStaleMount(p);
+    return EXIT.ok;
+  }
+  const m = mountAt(p);
+  if (m === undefined) throw new CliError(`${p} is not mounted`, EXIT.notMounted);
+  if (!m.fstype.startsWith('fuse.')) throw new CliError(`${p} is not a handlefs mount (${m.fstype})`, EXIT.notMounted);
+  await unmount(p);
+  // Wait for the service to finish (flush the store, close its socket) so scripts can go on.
+  const deadline = Date.now() + 10_000;
+  while (fs.existsSync(controlSocketPath(p)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return EXIT.ok;
+}
+
+async function status(mountpoint: string, json: boolean): Promise<number> {
+  const p = path.resolve(mountpoint);
+  let s: ServiceStatus;
+  try {
+    s = await requestControl<ServiceStatus>(p, { op: 'status' });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if ((code === 'ENOENT' || code === 'ECONNREFUSED') && mountAt(p) === undefined) throw new CliError(`${p} is not mounted`, EXIT.notMounted);
+    throw new CliError(`no handlefs service answers for ${p}: ${(e as Error).message}`, EXIT.serviceUnreachable, `is it a handlefs mount? try: handlefs umount ${p}`);
+  }
+  process.stdout.write(json ? `${JSON.stringify(s)}\n` : `${formatStatus(s)}\n`);
+  return EXIT.ok;
+}
+
+/**
+ * Runs the command line and sets the exit code. `helper`: the mount(8) helper form
+ * (`mount.fuse.handlefs SOURCE MNT -o OPTS`). `version` comes from the entry, which knows where
+ * package.json is relative to itself.
+ */
+export function runCli(argv: string[], options: { helper: boolean; version: string }): void {
+  VERSION = options.version;
+  main(argv, options.helper).then(
+  (code) => {
+    process.exitCode = code;
+    // Everything is closed by now; should a stray handle linger, do not hang the caller.
+    setTimeout(() => process.exit(), 2000).unref();
+  },
+  (e: unknown) => {
+    if (e instanceof CliError) {
+      process.stderr.write(`handlefs: ${e.message}\n${e.hint ? `handlefs: ${e.hint}\n` : ''}`);
+      process.exitCode = e.exitCode;
+    } else {
+      process.stderr.write(`handlefs: internal error: ${(e as Error).stack ?? String(e)}\n`);
+      process.exitCode = EXIT.internal;
+    }
+  },
+);
 }

@@ -1,0 +1,149 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { isLogLevel, LOG_LEVELS } from '../log.js';
+import { CliError, EXIT } from './exit-codes.js';
+
+/** What the user asked for, parsed and checked; nothing here touches the system. */
+export type Command =
+  | { name: 'help'; topic?: string }
+  | { name: 'version' }
+  | { name: 'mount'; mountpoint: string; state?: string; options: string[]; daemon: boolean; logLevel?: string }
+  | { name: 'umount'; mountpoint: string }
+  | { name: 'status'; mountpoint: string; json: boolean };
+
+/** Options mount(8) passes to helpers that mean nothing to a FUSE server; accepted and ignored. */
+const GENERIC_MOUNT_OPTIONS = new Set([
+  'rw', 'defaults', 'auto', 'noauto', 'nofail', 'user', 'nouser', 'users', 'owner', 'group', '_netdev',
+  'nosuid', 'suid', 'nodev', 'dev', 'noexec', 'exec', 'atime', 'noatime', 'relatime', 'norelatime',
+  'strictatime', 'lazytime', 'diratime', 'nodiratime', 'sync', 'async', 'dirsync', 'silent', 'loud',
+]);
+
+function usage(message: string, command?: string): CliError {
+  const hint = command === undefined ? "run 'handlefs --help' for usage" : `run 'handlefs ${command} --help' for usage`;
+  return new CliError(message, EXIT.usage, hint);
+}
+
+type Values = Record<string, string | boolean | Array<string | boolean> | undefined>;
+
+function parse(command: string, argv: string[], options: NonNullable<ParseArgsConfig['options']>): { values: Values; positionals: string[] } {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (e) {
+    // parseArgs says e.g. "Unknown option '--foo'": keep its words, add the hint.
+    const text = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    throw usage(text, command);
+  }
+}
+
+function oneMountpoint(command: string, positionals: string[]): string {
+  if (positionals.length === 0) throw usage(`${command}: missing the mountpoint (MNT)`, command);
+  if (positionals.length > 1) throw usage(`${command}: unexpected argument '${positionals[1]}'`, command);
+  return positionals[0]!;
+}
+
+function checkLevel(level: string | undefined, command: string): void {
+  if (level !== undefined && !isLogLevel(level)) throw usage(`unknown log level '${level}' (one of ${LOG_LEVELS.join(', ')})`, command);
+}
+
+/**
+ * Splits -o values into what the FUSE layer parses and what the CLI itself takes (state=,
+ * log_level=), dropping mount(8)'s generic options.
+ */
+export function splitMountOptions(values: readonly string[]): { fuse: string[]; state?: string; logLevel?: string } {
+  const fuse: string[] = [];
+  let state: string | undefined;
+  let logLevel: string | undefined;
+  for (const value of values) {
+    for (const raw of value.split(',')) {
+      const opt = raw.trim();
+      if (opt === '' || GENERIC_MOUNT_OPTIONS.has(opt) || opt.startsWith('x-') || opt.startsWith('comment=')) continue;
+      if (opt.startsWith('state=')) state = opt.slice('state='.length);
+      else if (opt.startsWith('log_level=')) logLevel = opt.slice('log_level='.length);
+      else fuse.push(opt);
+    }
+  }
+  return { fuse, ...(state !== undefined && { state }), ...(logLevel !== undefined && { logLevel }) };
+}
+
+/** Parses `handlefs ARGS...`. Throws CliError (exit 2) for anything it does not understand. */
+export function parseCommand(argv: readonly string[]): Command {
+  const [first, ...rest] = argv;
+  if (first === undefined) throw usage('missing a command');
+  if (first === '-h' || first === '--help') return { name: 'help' };
+  if (first === '-V' || first === '--version') return { name: 'version' };
+  switch (first) {
+    case 'help': {
+      const topic = rest[0];
+      if (topic !== undefined && !['mount', 'umount', 'status', 'help'].includes(topic)) throw usage(`help: unknown command '${topic}'`);
+      return topic === undefined || topic === 'help' ? { name: 'help' } : { name: 'help', topic };
+    }
+    case 'mount': {
+      const { values, positionals } = parse('mount', rest, {
+        state: { type: 'string' },
+        o: { type: 'string', short: 'o', multiple: true },
+        daemon: { type: 'boolean', short: 'd' },
+        'log-level': { type: 'string' },
+      });
+      if (values.help) return { name: 'help', topic: 'mount' };
+      const mountpoint = oneMountpoint('mount', positionals);
+      const split = splitMountOptions((values.o as string[] | undefined) ?? []);
+      const logLevel = (values['log-level'] as string | undefined) ?? split.logLevel;
+      checkLevel(logLevel, 'mount');
+      const state = (values.state as string | undefined) ?? split.state;
+      if (state === '') throw usage('mount: --state needs a file path', 'mount');
+      return {
+        name: 'mount',
+        mountpoint,
+        options: split.fuse,
+        daemon: Boolean(values.daemon),
+        ...(state !== undefined && { state }),
+        ...(logLevel !== undefined && { logLevel }),
+      };
+    }
+    case 'umount':
+    case 'unmount': {
+      const { values, positionals } = parse('umount', rest, {});
+      if (values.help) return { name: 'help', topic: 'umount' };
+      return { name: 'umount', mountpoint: oneMountpoint('umount', positionals) };
+    }
+    case 'status': {
+      const { values, positionals } = parse('status', rest, { json: { type: 'boolean' } });
+      if (values.help) return { name: 'help', topic: 'status' };
+      return { name: 'status', mountpoint: oneMountpoint('status', positionals), json: Boolean(values.json) };
+    }
+    default:
+      throw usage(first.startsWith('-') ? `unknown option '${first}'` : `unknown command '${first}'`);
+  }
+}
+
+/**
+ * mount(8) runs `/sbin/mount.fuse.handlefs SOURCE MNT [-o OPTS] [-n] [-s] [-f] [-v] ...` for an
+ * fstab line or `mount -t fuse.handlefs`. That becomes `handlefs mount MNT -o OPTS --daemon`:
+ * mount(8) waits for the helper, so it must return once the mount is ready.
+ */
+export function parseMountHelper(argv: readonly string[]): Command {
+  const positionals: string[] = [];
+  const options: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '-o') {
+      const v = argv[++i];
+      if (v === undefined) throw usage('mount helper: -o needs a value', 'mount');
+      options.push(v);
+    } else if (arg.startsWith('-o')) options.push(arg.slice(2));
+    else if (arg === '-t' || arg === '-N') i++; // type is ours; namespaces are not supported by this helper
+    else if (/^-[nsfv]+$/.test(arg)) continue; // no-mtab, sloppy, fake, verbose: nothing to do
+    else if (arg.startsWith('-')) throw usage(`mount helper: unknown option '${arg}'`, 'mount');
+    else positionals.push(arg);
+  }
+  if (positionals.length !== 2) throw usage(`mount helper: expected SOURCE and MNT, got ${positionals.length} argument(s)`, 'mount');
+  const split = splitMountOptions(options);
+  checkLevel(split.logLevel, 'mount');
+  return {
+    name: 'mount',
+    mountpoint: positionals[1]!,
+    options: [...split.fuse.filter((o) => !o.startsWith('fsname=')), `fsname=${positionals[0]!}`],
+    daemon: true,
+    ...(split.state !== undefined && { state: split.state }),
+    ...(split.logLevel !== undefined && { logLevel: split.logLevel }),
+  };
+}

@@ -1,0 +1,54 @@
+/** Help texts, one per command. */
+export const MAIN_HELP = `usage: handlefs <command> [options]
+
+Serves every live process and namespace of this host as a file with a stable, never-reused
+inode number, through FUSE: MNT/pid/<pid>, MNT/ns/<type>/<nsfs-inode>, MNT/by-ino/<ino>.
+
+commands:
+  mount MNT      mount the filesystem at MNT (stays in the foreground unless --daemon)
+  umount MNT     unmount it and stop the service cleanly
+  status MNT     show what the running service holds (--json for tools)
+  help [CMD]     show this text, or a command's
+
+options:
+  -h, --help     show help
+  -V, --version  show the version
+
+Run 'handlefs help <command>' for a command's options.`;
+
+export const MOUNT_HELP = `usage: handlefs mount MNT [--state FILE] [-o opt[,opt...]] [--daemon] [--log-level LEVEL]
+
+Mounts the handle filesystem at MNT (an existing, empty directory) and serves it. Stays in the
+foreground until the filesystem is unmounted ('umount MNT', 'handlefs umount MNT', SIGINT or
+SIGTERM), then exits 0.
+
+options:
+  --state FILE       the inode table (SQLite); default /var/lib/handlefs/state.db
+  -o OPTS            mount options, comma-separated, repeatable:
+                       allow_other, default_permissions, ro, debug,
+                       entry_timeout=SECONDS, attr_timeout=SECONDS (default 3600 each: exits are
+                       invalidated explicitly), fsname=NAME, subtype=NAME, max_read=BYTES,
+                       state=FILE (as --state), log_level=LEVEL (as --log-level);
+                       mount(8)'s generic options (rw, defaults, auto, noauto, nofail, _netdev,
+                       x-systemd.*, ...) are accepted and ignored
+  -d, --daemon       return once the mount is ready and leave the service running
+  --log-level LEVEL  fatal, error, warn, info (default), debug, trace or silent
+                     (or HANDLEFS_LOG_LEVEL); debug logs one line per FUSE request and reply
+  -h, --help         show this text`;
+
+export const UMOUNT_HELP = `usage: handlefs umount MNT
+
+Unmounts the handle filesystem at MNT; the service flushes its store and exits 0. Also cleans
+up a stale mount (one whose service died) at MNT.`;
+
+export const STATUS_HELP = `usage: handlefs status MNT [--json]
+
+Shows what the service behind MNT holds: live and pinned handles per kind, the high-water
+number, allocations, lookups and forgets, requests served, store path and size, uptime.
+It asks the service over its control socket (/run/handlefs/), not through the mount.
+
+options:
+  --json      one JSON object instead of text
+  -h, --help  show this text`;
+
+export const COMMAND_HELP: Record<string, string> = { mount: MOUNT_HELP, umount: UMOUNT_HELP, status: STATUS_HELP };

@@ -1,0 +1,187 @@
+/**
+ * The handlefs service: checks, store, container, mount, control socket, and a clean stop.
+ *
+ * Order matters for "nothing half-done": everything that can be refused (options, mountpoint,
+ * /dev/fuse, root, the state file) is checked before anything is mounted, and every step after
+ * the mount is undone by the same finally.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Container } from 'inversify';
+import type { Logger } from 'pino';
+import type { InodeTable } from '../core/inode-table.js';
+import { CORE } from '../core/tokens.js';
+import { inspectMountpoint, MountError, MountOptionError, parseMountOptions, type MountOptions } from '../fuse/mount.js';
+import type { FuseSession } from '../fuse/session.js';
+import { FUSE_TOKENS } from '../fuse/tokens.js';
+import type { FuseServer } from '../fuse/module.js';
+import { createSourcesModule } from '../sources/module.js';
+import { SOURCES } from '../sources/tokens.js';
+import { StateLockedError } from '../store/lock.js';
+import { storeModule } from '../store/module.js';
+import type { SqliteStore } from '../store/sqlite-store.js';
+import { STORE_TOKENS } from '../store/tokens.js';
+import type { HandleObject } from '../tree/context.js';
+import type { HandleTree } from '../tree/handle-fs.js';
+import { TREE } from '../tree/tokens.js';
+import { CliError, EXIT } from '../cli/exit-codes.js';
+import { assembleContainer } from './container.js';
+import { ControlServer } from './control.js';
+import { collectStatus, type ServiceStatus } from './status.js';
+
+/** Default kernel cache timeouts: long, because exits are invalidated explicitly. */
+export const DEFAULT_TIMEOUT_SECONDS = 3600;
+
+export interface ServiceOptions {
+  mountpoint: string;
+  statePath: string;
+  /** -o options for the FUSE layer, already stripped of the CLI's own. */
+  mountOptions: readonly string[];
+  logger: Logger;
+  version: string;
+  /** Called once the kernel has completed INIT: the mount is usable. */
+  onReady?: (status: ServiceStatus) => void;
+}
+
+export interface StopReport {
+  reason: string;
+  status: ServiceStatus;
+}
+
+/** Parses -o options with handlefs's defaults; unknown ones are a CliError naming the option. */
+export function mountOptionsFor(options: readonly string[]): MountOptions {
+  try {
+    const given = options.join(',');
+    const parsed = parseMountOptions(given);
+    const has = (name: string) => options.some((o) => o.split(',').some((x) => x.trim().startsWith(`${name}=`)));
+    return {
+      ...parsed,
+      entryTimeout: has('entry_timeout') ? parsed.entryTimeout : DEFAULT_TIMEOUT_SECONDS,
+      attrTimeout: has('attr_timeout') ? parsed.attrTimeout : DEFAULT_TIMEOUT_SECONDS,
+    };
+  } catch (e) {
+    if (e instanceof MountOptionError) throw new CliError(e.message, EXIT.badMountOption, "run 'handlefs mount --help' for the options");
+    throw e;
+  }
+}
+
+/** Refuses a mountpoint that is missing, not a directory, not empty, mounted or stale. */
+export async function checkMountpoint(mountpoint: string): Promise<string> {
+  const state = await inspectMountpoint(mountpoint);
+  const p = state.path;
+  switch (state.state) {
+    case 'ok':
+      break;
+    case 'missing':
+      throw new CliError(`mountpoint ${p} does not exist`, EXIT.mountpointMissing, `create it first: mkdir -p ${p}`);
+    case 'not-a-directory':
+      throw new CliError(`mountpoint ${p} is not a directory`, EXIT.notADirectory);
+    case 'mounted':
+      throw new CliError(`${p} is already mounted (${state.fstype} from ${state.source})`, EXIT.alreadyMounted, `unmount it first: umount ${p}`);
+    case 'stale':
+      throw new CliError(`${p} is a stale FUSE mount whose service is gone (ENOTCONN)`, EXIT.staleMount, `clean it up: ${state.fix.join(' or ')}`);
+    case 'unresponsive':
+      throw new CliError(`${p} does not answer (a hung mount?)`, EXIT.staleMount, `clean it up: umount -l ${p}`);
+    case 'error':
+      throw new CliError(`cannot use mountpoint ${p}: ${state.code}`, EXIT.mountpointMissing);
+  }
+  if (fs.readdirSync(p).length > 0) throw new CliError(`mountpoint ${p} is not empty`, EXIT.notEmpty, 'use an empty directory');
+  return p;
+}
+
+export function checkPrivileges(): void {
+  if (!fs.existsSync('/dev/fuse')) throw new CliError('/dev/fuse does not exist', EXIT.noFuseDevice, 'load the fuse module (modprobe fuse) or run where FUSE is available');
+  if (process.getuid?.() !== 0) {
+    throw new CliError(
+      'mounting needs root: handlefs opens /dev/fuse itself and cannot take a descriptor from fusermount3',
+      EXIT.notRoot,
+      'run it as root (sudo handlefs mount ...)',
+    );
+  }
+}
+
+function errnoOf(e: unknown): string | undefined {
+  for (let cur = e as { code?: unknown; cause?: unknown } | undefined; cur; cur = cur.cause as typeof cur) {
+    if (typeof cur.code === 'string' && /^E[A-Z]+$/.test(cur.code)) return cur.code;
+  }
+  return undefined;
+}
+
+/** Turns a failure to open the state file into the CLI's one-line error and exit code. */
+export function stateError(statePath: string, e: unknown): CliError {
+  if (e instanceof StateLockedError) return new CliError(e.message, EXIT.stateLocked, 'stop the other service, or give this one another --state FILE');
+  const code = errnoOf(e);
+  const cause = (e as Error).message;
+  if (code === 'EROFS') return new CliError(`state ${statePath} is in a read-only place: ${cause}`, EXIT.stateReadOnly, 'give --state a file in a writable directory');
+  if (code === 'ENOSPC') return new CliError(`state ${statePath}: no space left: ${cause}`, EXIT.stateReadOnly, 'free space, or give --state a file elsewhere');
+  return new CliError(`state ${statePath} cannot be used: ${cause}`, EXIT.stateUnreadable, 'check the file, or give --state another file');
+}
+
+/**
+ * Runs the service until the filesystem is unmounted (umount, DESTROY, SIGINT, SIGTERM) and
+ * returns why it stopped. Throws CliError for anything refused before the mount.
+ */
+export async function runService(options: ServiceOptions): Promise<StopReport> {
+  const log = options.logger;
+  const mountOptions = mountOptionsFor(options.mountOptions);
+  checkPrivileges();
+  const mountpoint = await checkMountpoint(options.mountpoint);
+  const statePath = path.resolve(options.statePath);
+
+  const container: Container = assembleContainer({
+    logger: log,
+    store: { module: storeModule({ path: statePath }) },
+    sources: createSourcesModule({ logger: log }),
+    mountOptions,
+  });
+  let store: SqliteStore;
+  try {
+    store = container.get<SqliteStore>(STORE_TOKENS.SqliteStore);
+    // Rows of another boot name objects that can no longer exist: drop them in one statement
+    // before the tree restores the rest (pruning never lowers the high-water mark).
+    const pruned = store.pruneOtherScopes(container.get(SOURCES.HostIds).bootId);
+    log.info({ state: statePath, startup: store.startup, prunedOtherBoots: pruned }, 'state opened');
+  } catch (e) {
+    container.unbindAll();
+    throw stateError(statePath, e);
+  }
+  const startedAt = Date.now();
+  let session: FuseSession | undefined;
+  let control: ControlServer | undefined;
+  let reason = 'unmounted';
+  const stopOnSignal = (signal: NodeJS.Signals) => {
+    reason = signal;
+    void session?.stop(signal);
+  };
+  try {
+    const tree = container.get<HandleTree>(TREE.HandleTree);
+    const table = container.get<InodeTable<HandleObject>>(CORE.Table);
+    const status = (): ServiceStatus =>
+      collectStatus({ version: options.version, mountpoint, statePath, startedAt, table, store, ...(session && { session }) });
+    session = await container.get<FuseServer>(FUSE_TOKENS.Server).start(mountpoint, { handleSignals: false });
+    process.on('SIGINT', stopOnSignal);
+    process.on('SIGTERM', stopOnSignal);
+    control = await ControlServer.listen(mountpoint, () => status(), log);
+    await session.ready;
+    tree.startSweeping();
+    const conn = session.connection!;
+    log.info(
+      { version: options.version, mountpoint, state: statePath, options: mountOptions, protocol: `${conn.major}.${conn.minor}`, kernelProtocol: `${conn.kernelMajor}.${conn.kernelMinor}` },
+      'handlefs started',
+    );
+    options.onReady?.(status());
+    await session.run();
+    const final = status();
+    log.info({ reason, counters: final.counters }, 'handlefs stopped');
+    return { reason, status: final };
+  } catch (e) {
+    if (e instanceof MountError) throw new CliError(e.message, EXIT.internal);
+    throw e;
+  } finally {
+    process.off('SIGINT', stopOnSignal);
+    process.off('SIGTERM', stopOnSignal);
+    if (session?.running) await session.stop('service shutting down').catch(() => undefined);
+    await control?.close().catch(() => undefined);
+    container.unbindAll(); // destroys the tree, closes the exit watcher, flushes and unlocks the store
+  }
+}

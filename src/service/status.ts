@@ -1,0 +1,111 @@
+/** What `handlefs status` reports, gathered from the table, the store and the session. */
+import fs from 'node:fs';
+import type { InodeTable, TableCounters } from '../core/inode-table.js';
+import type { InodeStore } from '../core/store.js';
+import type { FuseSession, SessionStats } from '../fuse/session.js';
+
+export interface KindCounts {
+  /** Handles whose object is alive. */
+  live: number;
+  /** Handles held by a pin or an open descriptor (a bind mount shows as kernel lookups). */
+  pinned: number;
+  /** Handles of dead objects still referenced (open descriptors, bind mounts). */
+  dead: number;
+  /** Handles the kernel holds right now (a dentry with lookups). */
+  instantiated: number;
+}
+
+export interface ServiceStatus {
+  version: string;
+  pid: number;
+  mountpoint: string;
+  uptimeSeconds: number;
+  protocol: string | null;
+  kinds: Record<string, KindCounts>;
+  counters: TableCounters;
+  requests: SessionStats | null;
+  store: { path: string; bytes: number; generation: number; highWater: number };
+}
+
+export interface StatusSources {
+  version: string;
+  mountpoint: string;
+  statePath: string;
+  startedAt: number;
+  table: InodeTable<unknown>;
+  store: InodeStore;
+  session?: FuseSession;
+}
+
+/** Bytes of the database with its WAL and shared-memory files. */
+function storeBytes(statePath: string): number {
+  let total = 0;
+  for (const suffix of ['', '-wal', '-shm']) {
+    try {
+      total += fs.statSync(statePath + suffix).size;
+    } catch {
+      /* not there */
+    }
+  }
+  return total;
+}
+
+export function collectStatus(s: StatusSources): ServiceStatus {
+  const kinds: Record<string, KindCounts> = {};
+  for (const inode of s.table.inodes()) {
+    const k = (kinds[inode.kind] ??= { live: 0, pinned: 0, dead: 0, instantiated: 0 });
+    if (s.table.isDead(inode)) k.dead++;
+    else k.live++;
+    const d = inode.dentry;
+    if (d !== null) {
+      if (d.lookups > 0) k.instantiated++;
+      if (d.pins > 0 || d.opens > 0) k.pinned++;
+    }
+  }
+  const conn = s.session?.connection;
+  return {
+    version: s.version,
+    pid: process.pid,
+    mountpoint: s.mountpoint,
+    uptimeSeconds: Math.round((Date.now() - s.startedAt) / 1000),
+    protocol: conn ? `${conn.major}.${conn.minor}` : null,
+    kinds,
+    counters: s.table.counters(),
+    requests: s.session ? { ...s.session.stats } : null,
+    store: { path: s.statePath, bytes: storeBytes(s.statePath), generation: s.store.generation, highWater: s.store.highWater },
+  };
+}
+
+const n = (x: number) => x.toLocaleString('en-US');
+
+function duration(seconds: number): string {
+  const d = Math.floor(seconds / 86400);
+  const h = Math.floor((seconds % 86400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const parts = [d && `${d}d`, (d || h) && `${h}h`, `${m}m`, `${seconds % 60}s`].filter(Boolean);
+  return parts.join(' ');
+}
+
+/** The human-readable form of `handlefs status`. */
+export function formatStatus(s: ServiceStatus): string {
+  const lines = [
+    `handlefs ${s.version} serving ${s.mountpoint} (pid ${s.pid}, FUSE ${s.protocol ?? '?'}), up ${duration(s.uptimeSeconds)}`,
+    '',
+    'handles       live  pinned  dead  in kernel',
+  ];
+  const kinds = Object.keys(s.kinds).sort();
+  if (kinds.length === 0) lines.push('  (none yet)');
+  for (const kind of kinds) {
+    const k = s.kinds[kind]!;
+    lines.push(`  ${kind.padEnd(10)} ${String(k.live).padStart(5)} ${String(k.pinned).padStart(7)} ${String(k.dead).padStart(5)} ${String(k.instantiated).padStart(10)}`);
+  }
+  const c = s.counters;
+  lines.push(
+    '',
+    `numbers       high-water ${n(s.store.highWater)}, last allocated ${n(c.lastAllocated)}, allocations ${n(c.allocations)}`,
+    `counts        lookups ${n(c.lookups)}, forgets ${n(c.forgets)}, underflows ${n(c.underflows)}`,
+  );
+  if (s.requests) lines.push(`requests      ${n(s.requests.requests)} served, ${n(s.requests.failedReplies)} replies undelivered, ${n(s.requests.malformed)} malformed`);
+  lines.push(`store         ${s.store.path} (${n(s.store.bytes)} bytes, generation ${s.store.generation})`);
+  return lines.join('\n');
+}
