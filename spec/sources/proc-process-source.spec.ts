@@ -96,6 +96,27 @@ test('read(1): returned, with namespaces reported unreadable when EACCES', async
   }
 });
 
+nativeTest('incarnation is the pidfs inode of the process (never reused in a boot); the scope is the boot id', async (t) => {
+  const { fstatSync, closeSync } = await import('node:fs');
+  const source = new ProcProcessSource({ logger, hostIds });
+  t.teardown(() => source.close());
+  const fd = native!.pidfdOpen(process.pid);
+  const ino = fstatSync(fd).ino;
+  closeSync(fd);
+  const me = await source.read(process.pid);
+  t.is(me!.incarnation, ino);
+  t.not((await source.read(1))!.incarnation, ino);
+  t.is(source.identityScope(), hostIds.bootId);
+});
+
+test('without the native helper the start time stands in, and the scope says so', async (t) => {
+  const source = new ProcProcessSource({ logger, hostIds, native: null });
+  t.teardown(() => source.close());
+  const me = await source.read(process.pid);
+  t.is(me!.incarnation, me!.startTime);
+  t.is(source.identityScope(), `${hostIds.bootId}+starttime`);
+});
+
 test('read() of a pid that does not exist → null', async (t) => {
   const src = source();
   const max = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));

@@ -111,12 +111,12 @@ test('treeModule wires the tree into a container: table events, FUSE FileSystem,
   await container.unbindAll();
 });
 
-test('a table whose scope is not the boot id is refused', async (t) => {
+test('a table whose scope is not the sources\' identity scope (the boot id) is refused', async (t) => {
   const host = new FakeHost();
   const container = new Container();
   container.bind(LOGGER).toConstantValue(pino({ level: 'silent' }));
   container.bind(CORE.Store).toConstantValue(new MemoryStore());
   container.bind(CORE.Scope).toConstantValue('not-the-boot');
   await container.load(coreModule, createFakeSourcesModule(host), createTreeModule());
-  t.throws(() => container.get(TREE.HandleTree), { message: /boot id/ });
+  t.throws(() => container.get(TREE.HandleTree), { message: /identity scope/ });
 });

@@ -105,6 +105,23 @@ test('pid reuse: a new, larger number; the old by-ino is ENOENT; an old descript
   t.is(h.table.counters().underflows, 0);
 });
 
+test('pid reuse within one clock tick of a forgotten handle: still a new number', async (t) => {
+  // Under fast pid reuse a new process can get the same pid and the same start time (clock ticks
+  // are 10 ms). The kernel had forgotten the old handle, so no exit watch marked it dead.
+  const h = makeTree();
+  const p = h.host.start({ comm: 'first' });
+  const old = await h.lookup(PID_DIR, String(p.pid));
+  h.tree.forget(old.nodeId, 1);
+  t.is(h.host.pendingExitWatches, 0, 'a forgotten handle is not watched');
+  h.host.exit(p.pid);
+  const q = h.host.start({ pid: p.pid, startTime: p.startTime, comm: 'second' });
+  t.is(q.startTime, p.startTime);
+  const fresh = await h.lookup(PID_DIR, String(p.pid));
+  t.true(fresh.nodeId > old.nodeId, `${fresh.nodeId} > ${old.nodeId}`);
+  t.is(fields(await h.readFile(fresh.nodeId)).Comm, 'second');
+  t.is(await errnoOf(h.lookup(BY_INO_DIR, String(old.nodeId))), Errno.ENOENT);
+});
+
 test('exit: the handle is marked dead and the kernel is told to drop pid/<pid>, by-ino/<ino> and the inode', async (t) => {
   const h = makeTree();
   const p = h.host.start();

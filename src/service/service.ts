@@ -139,7 +139,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     store = container.get<SqliteStore>(STORE_TOKENS.SqliteStore);
     // Rows of another boot name objects that can no longer exist: drop them in one statement
     // before the tree restores the rest (pruning never lowers the high-water mark).
-    const pruned = store.pruneOtherScopes(container.get(SOURCES.HostIds).bootId);
+    const pruned = store.pruneOtherScopes(container.get(SOURCES.ProcessSource).identityScope());
     log.info({ state: statePath, startup: store.startup, prunedOtherBoots: pruned }, 'state opened');
   } catch (e) {
     container.unbindAll();

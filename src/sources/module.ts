@@ -52,6 +52,7 @@ export function createSourcesModule(options: SourcesModuleOptions): ContainerMod
             hostIds: ctx.get(SOURCES.HostIds),
             procRoot,
             exitWatcher: ctx.get(SOURCES.ExitWatcher),
+            ...(native === undefined ? {} : { native }),
           }),
       )
       .inSingletonScope();

@@ -2,9 +2,11 @@
  * ProcessSource over /proc: list() reads the /proc directory, read() reads
  * /proc/PID/{stat,status,cgroup} and the /proc/PID/ns/* links, watchExit() uses the ExitWatcher.
  */
+import { closeSync, fstatSync } from 'node:fs';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { ExitWatcher, readStat } from './exit-watcher.js';
+import { tryLoadNative, type NativeHelper } from './native.js';
 import {
   classifyProcError,
   NS_LINKS,
@@ -23,6 +25,11 @@ export interface ProcProcessSourceOptions {
   procRoot?: string;
   /** Default: a new ExitWatcher over the same procRoot (closed by close()). */
   exitWatcher?: ExitWatcher;
+  /**
+   * The native helper, for pidfs inode numbers as incarnations. Default: the built helper when
+   * procRoot is the real /proc, else null (start times stand in; see identityScope()).
+   */
+  native?: NativeHelper | null;
 }
 
 type ReadResult<T> = { ok: true; value: T } | { ok: false; kind: 'gone' | 'denied' | 'other'; code?: string };
@@ -47,11 +54,13 @@ export class ProcProcessSource implements ProcessSource {
   private readonly procRoot: string;
   private readonly exitWatcher: ExitWatcher;
   private readonly ownsWatcher: boolean;
+  private readonly native: NativeHelper | null;
 
   constructor(options: ProcProcessSourceOptions) {
     this.logger = options.logger;
     this.hostIds = options.hostIds;
     this.procRoot = options.procRoot ?? '/proc';
+    this.native = options.native !== undefined ? options.native : this.procRoot === '/proc' ? tryLoadNative() : null;
     this.ownsWatcher = options.exitWatcher === undefined;
     this.exitWatcher =
       options.exitWatcher ?? new ExitWatcher({ logger: this.logger, procRoot: this.procRoot });
@@ -86,6 +95,31 @@ export class ProcProcessSource implements ProcessSource {
     return null;
   }
 
+  identityScope(): string {
+    return this.native === null ? `${this.hostIds.bootId}+starttime` : this.hostIds.bootId;
+  }
+
+  /**
+   * The pidfs inode number of the process now under `pid` (open a pidfd, fstat it, close it);
+   * null if there is none or it is not a thread-group leader. The second stat read of readOnce()
+   * makes sure it belongs to the process the other files were read from.
+   */
+  private pidfsInode(pid: number): number | null {
+    let fd: number;
+    try {
+      fd = this.native!.pidfdOpen(pid);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ESRCH' || code === 'EINVAL' || code === 'ENOENT') return null;
+      throw err;
+    }
+    try {
+      return fstatSync(fd).ino;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   watchExit(pid: number, startTime: number, onExit: () => void): () => void {
     return this.exitWatcher.watch(pid, startTime, onExit);
   }
@@ -102,6 +136,8 @@ export class ProcProcessSource implements ProcessSource {
       return null;
     });
     if (stat === null) return null;
+    const incarnation = this.native === null ? stat.startTime : this.pidfsInode(pid);
+    if (incarnation === null) return null;
 
     const [status, cgroup, namespaces] = await Promise.all([
       attempt(() => readFile(`${dir}/status`, 'utf8')),
@@ -132,6 +168,7 @@ export class ProcProcessSource implements ProcessSource {
     return {
       pid,
       startTime: stat.startTime,
+      incarnation,
       bootId: this.hostIds.bootId,
       // stat from the second read: a process that turned zombie meanwhile is reported as one
       ppid: again.ppid,

@@ -33,8 +33,16 @@ export type ProcessField = 'uid' | 'gid' | 'cgroup' | 'namespaces';
 /** One process (thread-group leader), identified by (bootId, pid, startTime). */
 export interface ProcessInfo {
   readonly pid: number;
-  /** Start time in clock ticks since boot (field 22 of /proc/PID/stat). With pid, names the process. */
+  /** Start time in clock ticks since boot (field 22 of /proc/PID/stat). */
   readonly startTime: number;
+  /**
+   * What tells this process apart from every other process that had or will have its pid in this
+   * boot, growing with each new one: the kernel's pidfs inode number of its struct pid (Linux 6.9+,
+   * through a pidfd; never reused during uptime). Where that cannot be had (no native helper), the
+   * start time — which two processes started within one clock tick (10 ms) under fast pid reuse
+   * share, so identityScope() says which of the two it is.
+   */
+  readonly incarnation: number;
   readonly bootId: string;
   /** 0 for pid 1 and for processes whose parent is outside our pid namespace. */
   readonly ppid: number;
@@ -60,6 +68,13 @@ export interface ProcessSource {
   bootId(): string;
   /** The machine id (/etc/machine-id), or UNKNOWN_MACHINE_ID. */
   machineId(): string;
+  /**
+   * What the incarnations of this source's processes and namespaces are relative to: the boot id
+   * when the kernel's never-reused ids are used (pidfs inodes, namespace ids), the boot id plus a
+   * marker when start times stand in for them. Stored identities of another scope are never
+   * compared with this source's.
+   */
+  identityScope(): string;
   /** Pids of live thread-group leaders (zombies included), ascending. Never throws for vanishing processes. */
   list(): Promise<number[]>;
   /** Null if the pid names no process (or names a thread that is not a group leader). */

@@ -81,6 +81,11 @@ export interface FakeProcessSpec {
   namespaces?: Partial<Record<NsType, number>>;
   /** Fields to report unreadable, e.g. ['namespaces'] to mimic pid 1 (their values are hidden). */
   unreadable?: ProcessField[];
+  /**
+   * Force the start time, e.g. the same clock tick as the process that had this pid before (what
+   * fast pid reuse produces on a real host). Default: the clock, and later than any earlier one.
+   */
+  startTime?: number;
 }
 
 export interface FakeNamespaceSpec {
@@ -107,6 +112,8 @@ export interface FakeHostOptions {
 interface FakeProcess {
   pid: number;
   startTime: number;
+  /** Like the kernel's pidfs inode: one host-wide counter, never reused. */
+  incarnation: number;
   ppid: number;
   comm: string;
   state: string;
@@ -144,6 +151,7 @@ export class FakeHost {
   private readonly bootMs: number;
   private readonly procs = new Map<number, FakeProcess>();
   private readonly lastStart = new Map<number, number>();
+  private lastIncarnation = 0;
   private readonly nss = new Map<string, FakeNamespace>();
   private readonly usedInums = new Set<number>();
   private readonly exitListeners = new Map<string, Set<ExitListener>>();
@@ -195,11 +203,12 @@ export class FakeHost {
       namespaces[type] = inum;
     }
     const ticks = Math.floor(((this.clock.now() - this.bootMs) * this.ticksPerSecond) / 1000);
-    const startTime = Math.max(ticks, (this.lastStart.get(pid) ?? -1) + 1);
+    const startTime = spec.startTime ?? Math.max(ticks, (this.lastStart.get(pid) ?? -1) + 1);
     this.lastStart.set(pid, startTime);
     this.procs.set(pid, {
       pid,
       startTime,
+      incarnation: ++this.lastIncarnation,
       ppid,
       comm: spec.comm ?? 'proc',
       state: spec.state ?? 'S',
@@ -266,6 +275,7 @@ export class FakeHost {
     return {
       pid: p.pid,
       startTime: p.startTime,
+      incarnation: p.incarnation,
       bootId: this.hostIds.bootId,
       ppid: p.ppid,
       state: p.state,
@@ -500,6 +510,9 @@ export class FakeProcessSource implements ProcessSource {
   }
   machineId(): string {
     return this.host.hostIds.machineId;
+  }
+  identityScope(): string {
+    return this.host.hostIds.bootId;
   }
   async list(): Promise<number[]> {
     return this.host.pids();

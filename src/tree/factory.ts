@@ -31,7 +31,7 @@ export interface HandleTreeKit {
   store: InodeStore;
 }
 
-/** A tree over a new table (scope: the boot id) on `store`, with the store's rows restored. */
+/** A tree over a new table (scope: the source's identity scope, the boot id) on `store`, with the store's rows restored. */
 export function createHandleTree(deps: CreateHandleTreeDeps): HandleTreeKit {
   const logger = deps.logger ?? silentLogger();
   const store = deps.store ?? new MemoryStore();
@@ -39,7 +39,7 @@ export function createHandleTree(deps: CreateHandleTreeDeps): HandleTreeKit {
   const table = new InodeTable<HandleObject>({
     store,
     allocator: new Allocator(store, deps.allocatorChunk ?? 1024),
-    scope: deps.hostIds.bootId,
+    scope: deps.processSource.identityScope(),
     logger: logger.child({ layer: 'core' }),
     events: relay,
   });

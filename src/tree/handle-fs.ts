@@ -51,7 +51,7 @@ import {
   staticChild,
 } from './layout.js';
 import { NamespaceHandles, NsObject } from './namespace-handles.js';
-import { ProcessHandles, ProcObject, type StartTimeReader } from './process-handles.js';
+import { ProcessHandles, ProcObject, type IncarnationReader } from './process-handles.js';
 import { handleName, NONE, renderNamespace, renderProcess, UNREADABLE } from './render.js';
 import { realTimers, type TimerHandle, type Timers } from './timers.js';
 import { FIRST_DYNAMIC_INO } from '../core/numbers.js';
@@ -68,8 +68,8 @@ export interface HandleTreeOptions {
   sweepIntervalMs?: number;
   /** /proc reads or namespace opens a listing or sweep runs at once. Default 16. */
   concurrency?: number;
-  /** Cheap start-time read for the sweep (e.g. /proc/PID/stat only). Default: ProcessSource.read. */
-  readStartTime?: StartTimeReader;
+  /** Cheap incarnation read for the sweep. Default: ProcessSource.read. */
+  readIncarnation?: IncarnationReader;
 }
 
 export interface HandleTreeDeps {
@@ -172,10 +172,9 @@ export class HandleTree implements LowLevelFileSystem {
     this.sweepIntervalMs = this.options.sweepIntervalMs ?? 10_000;
     if (this.options.entryTimeout !== undefined) this.entryTimeout = this.options.entryTimeout;
     if (this.options.attrTimeout !== undefined) this.attrTimeout = this.options.attrTimeout;
-    if (this.table.scope !== this.hostIds.bootId) {
-      throw new Error(
-        `the inode table's scope "${this.table.scope}" is not the boot id "${this.hostIds.bootId}": process start times are relative to the boot`,
-      );
+    const scope = deps.processSource.identityScope();
+    if (this.table.scope !== scope) {
+      throw new Error(`the inode table's scope "${this.table.scope}" is not the process source's identity scope "${scope}": incarnations are relative to it`);
     }
     this.invalidator = new Invalidator(this.log);
     this.ctx = {
@@ -186,7 +185,7 @@ export class HandleTree implements LowLevelFileSystem {
       hostIds: this.hostIds,
       concurrency: this.options.concurrency ?? 16,
     };
-    this.processes = new ProcessHandles(this.ctx, this.processSource, this.options.readStartTime);
+    this.processes = new ProcessHandles(this.ctx, this.processSource, this.options.readIncarnation);
     this.namespaces = new NamespaceHandles(this.ctx, this.namespaceSource, { graceMs: this.options.nsGraceMs ?? 2000 });
     this.events = {
       created: (d) => this.onCreated(d),

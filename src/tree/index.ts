@@ -3,7 +3,7 @@ export { HandleTree, TableEventRelay, type HandleTreeDeps, type HandleTreeOption
 export { createHandleTree, type CreateHandleTreeDeps, type HandleTreeKit } from './factory.js';
 export { createTreeModule, treeModule, type TreeModuleOptions } from './module.js';
 export { TREE } from './tokens.js';
-export { ProcObject, ProcessHandles, processIdentity, type StartTimeReader } from './process-handles.js';
+export { ProcObject, ProcessHandles, processIdentity, type IncarnationReader } from './process-handles.js';
 export { NsObject, NamespaceHandles, namespaceIdentity, nsIncarnation } from './namespace-handles.js';
 export type { HandleObject } from './context.js';
 export { Invalidator, type InvalidationCounters } from './invalidation.js';

@@ -32,7 +32,7 @@ export interface TreeModuleOptions {
 export function createTreeModule(config: TreeModuleOptions = {}): ContainerModule {
   return new ContainerModule(({ bind }) => {
     if (config.options) bind<HandleTreeOptions>(TREE.Options).toConstantValue(config.options);
-    if (config.bindScope) bind<string>(CORE.Scope).toDynamicValue((ctx) => ctx.get(SOURCES.HostIds).bootId).inSingletonScope();
+    if (config.bindScope) bind<string>(CORE.Scope).toDynamicValue((ctx) => ctx.get(SOURCES.ProcessSource).identityScope()).inSingletonScope();
     bind<TableEventRelay>(TREE.EventRelay)
       .toDynamicValue(() => new TableEventRelay())
       .inSingletonScope();

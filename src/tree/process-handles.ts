@@ -2,7 +2,9 @@
  * Process handles: resolving a pid to its one inode, watching exits while the kernel holds the
  * handle, and validating dormant inodes (those the kernel forgot) against the host.
  *
- * Identity: {kind 'process', key: pid, incarnation: start time}; the table's scope is the boot id.
+ * Identity: {kind 'process', key: pid, incarnation: the source's incarnation (the pidfs inode
+ * number, or the start time without the native helper)}; the table's scope is the source's
+ * identityScope(). Start times alone would alias two processes started in one clock tick.
  * A zombie counts as exited (the exit watcher fires on it): lookups of a zombie answer ENOENT and
  * listings skip it, so an exited process never gets a second number.
  */
@@ -38,8 +40,8 @@ export class ProcObject {
   }
 }
 
-export function processIdentity(info: { pid: number; startTime: number }): Identity {
-  return { kind: PROCESS_KIND, key: info.pid, incarnation: info.startTime };
+export function processIdentity(info: { pid: number; incarnation: number }): Identity {
+  return { kind: PROCESS_KIND, key: info.pid, incarnation: info.incarnation };
 }
 
 /** Exited, as far as handles are concerned: a zombie or a dead task. */
@@ -47,24 +49,25 @@ export function hasExited(state: string): boolean {
   return state === 'Z' || state === 'X' || state === 'x';
 }
 
-export type StartTimeReader = (pid: number) => Promise<{ startTime: number; state: string } | null>;
+/** Reads what identifies the process now under a pid, and its state (for sweeps of dormant inodes). */
+export type IncarnationReader = (pid: number) => Promise<{ incarnation: number; state: string } | null>;
 
 export class ProcessHandles {
   private readonly flight = new SingleFlight<number, ProcObject | null>();
-  private readonly readStartTime: StartTimeReader;
+  private readonly readIncarnation: IncarnationReader;
   /** /proc reads done (for tests and stats). */
   reads = 0;
 
   constructor(
     private readonly ctx: TreeContext,
     private readonly source: ProcessSource,
-    readStartTime?: StartTimeReader,
+    readIncarnation?: IncarnationReader,
   ) {
-    this.readStartTime =
-      readStartTime ??
+    this.readIncarnation =
+      readIncarnation ??
       (async (pid) => {
         const info = await this.source.read(pid);
-        return info === null ? null : { startTime: info.startTime, state: info.state };
+        return info === null ? null : { incarnation: info.incarnation, state: info.state };
       });
   }
 
@@ -87,7 +90,7 @@ export class ProcessHandles {
         if (known !== undefined) this.ctx.table.markDead(known);
         return null;
       }
-      if (known !== undefined && known.incarnation < info.startTime) this.ctx.table.markDead(known);
+      if (known !== undefined && known.incarnation < info.incarnation) this.ctx.table.markDead(known);
       if (hasExited(info.state)) {
         this.ctx.table.objectGone(processIdentity(info));
         return null;
@@ -125,8 +128,8 @@ export class ProcessHandles {
     if (this.trusted(inode)) return table.get(inode.dentry!);
     const obj = await this.resolve(inode.key);
     if (table.isDead(inode)) return null;
-    if (obj === null || obj.startTime !== inode.incarnation) {
-      if (obj !== null && obj.startTime > inode.incarnation) table.markDead(inode);
+    if (obj === null || obj.info.incarnation !== inode.incarnation) {
+      if (obj !== null && obj.info.incarnation > inode.incarnation) table.markDead(inode);
       return null;
     }
     const d = this.instantiate(obj);
@@ -182,7 +185,7 @@ export class ProcessHandles {
     if (table.isDead(inode)) return false;
     const fresh = await this.resolve(o.pid);
     if (table.isDead(inode)) return false;
-    if (fresh === null || fresh.startTime !== inode.incarnation) {
+    if (fresh === null || fresh.info.incarnation !== inode.incarnation) {
       table.markDead(inode);
       return false;
     }
@@ -191,7 +194,7 @@ export class ProcessHandles {
   }
 
   /**
-   * Validates dormant process inodes (not watched): one listing of pids, then a start-time read
+   * Validates dormant process inodes (not watched): one listing of pids, then an incarnation read
    * of those whose pid still exists. Anything gone or reused is marked dead.
    */
   async sweep(dormant: readonly Inode<HandleObject>[]): Promise<number> {
@@ -210,15 +213,15 @@ export class ProcessHandles {
       }
     }
     await mapLimit(present, this.ctx.concurrency, async (inode) => {
-      let st: { startTime: number; state: string } | null;
+      let st: { incarnation: number; state: string } | null;
       try {
-        st = await this.readStartTime(inode.key);
+        st = await this.readIncarnation(inode.key);
       } catch (err) {
-        this.ctx.log.debug({ err, pid: inode.key }, 'sweep: start time unreadable');
+        this.ctx.log.debug({ err, pid: inode.key }, 'sweep: incarnation unreadable');
         return;
       }
       if (table.isDead(inode) || this.trusted(inode)) return;
-      if (st === null || st.startTime !== inode.incarnation || hasExited(st.state)) {
+      if (st === null || st.incarnation !== inode.incarnation || hasExited(st.state)) {
         table.markDead(inode);
         dead++;
       }
