@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { errnoCode, tryLoadNative, type NativeHelper } from './native.js';
 import { CLONE_FLAG_TO_NS_TYPE, NS_LINKS, parseMountinfoNsfs, parseNsLink } from './parse.js';
+import { mapLimit } from '../util/map-limit.js';
 import {
   NS_TYPES,
   type NamespaceHandle,
@@ -33,23 +34,7 @@ export interface ProcNamespaceSourceOptions {
   includeMounts?: boolean;
 }
 
-/** Runs fn over items with at most `limit` calls in flight; results in input order. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
-}
+export { mapLimit } from '../util/map-limit.js';
 
 interface Found {
   type: NsType;

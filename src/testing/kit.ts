@@ -15,13 +15,12 @@
  *   The kit has no dentry cache: every walk asks the filesystem.
  */
 import type { Container } from 'inversify';
-import type { Logger } from 'pino';
 import type { InodeTable } from '../core/inode-table.js';
 import { MemoryStore } from '../core/memory-store.js';
 import { CORE } from '../core/tokens.js';
 import { Errno, O_RDONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../fuse/abi.js';
 import { FUSE_TOKENS } from '../fuse/tokens.js';
-import type { Attr, AttrReply, DirEntry, Entry, LowLevelFileSystem, NotifySupport, StatfsReply } from '../fuse/types.js';
+import type { Attr, AttrReply, DirEntry, Entry, LowLevelFileSystem, StatfsReply } from '../fuse/types.js';
 import { silentLogger } from '../log.js';
 import { assembleContainer } from '../service/container.js';
 import type { HandleObject } from '../tree/context.js';
@@ -31,10 +30,14 @@ import { ManualTimers, type TimerHandle, type Timers } from '../tree/timers.js';
 import { TREE } from '../tree/tokens.js';
 import { FsError } from './errors.js';
 import { createFakeSourcesModule, FakeHost, type FakeHostOptions } from './fake-sources.js';
-import { InProcessSession, type Caller, type OpenFile, type ReaddirOptions } from './in-process-session.js';
+import { InProcessSession, type InProcessSessionOptions, type OpenFile, type ReaddirOptions } from './in-process-session.js';
 import type { Invalidation, RecordingNotifier } from './recording-notifier.js';
 
-export interface TestFilesystemOptions {
+/**
+ * The session options (entryTimeout, attrTimeout, notify, logger, caller, readdirSize, readSize;
+ * see InProcessSessionOptions) and what the kit assembles around them.
+ */
+export interface TestFilesystemOptions extends InProcessSessionOptions {
   /** The host to serve; default a new FakeHost(hostOptions) (pid 1 'init', the initial namespaces). */
   host?: FakeHost;
   /** Options of the FakeHost created when `host` is not given. */
@@ -43,18 +46,6 @@ export interface TestFilesystemOptions {
   store?: MemoryStore;
   /** HandleTreeOptions: nsGraceMs (2000), sweepIntervalMs (10000; 0 = off), concurrency, ... */
   tree?: HandleTreeOptions;
-  /** Seconds: the mount's entry_timeout, put in every entry. Default 1 (the mount's default). */
-  entryTimeout?: number;
-  /** Seconds: the mount's attr_timeout. Default 1. */
-  attrTimeout?: number;
-  /** Notifications the (simulated) connection supports. Default all. */
-  notify?: Partial<NotifySupport>;
-  /** Logger of the container (and of EIO answers). Default silent. */
-  logger?: Logger;
-  /** Who the requests come from. Default uid 0, gid 0, this process's pid. */
-  caller?: Partial<Caller>;
-  /** Bytes per READDIR(PLUS) request when the caller does not say. Default 4096. */
-  readdirSize?: number;
 }
 
 /** What stat() gives: the FUSE attributes, with fs.Stats' type tests. */

@@ -24,19 +24,7 @@ export interface TreeContext {
   readonly concurrency: number;
 }
 
-/** Runs fn over items with at most `limit` in flight; results in input order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
-}
+export { mapLimit } from '../util/map-limit.js';
 
 /** Puts every hold in `holds` (short-lived references taken while producing a reply). */
 export function putAll(table: InodeTable<HandleObject>, holds: Iterable<Dentry<HandleObject>>): void {
