@@ -231,22 +231,26 @@ fuseTest('exit: the kernel drops the cached name within 100 ms, despite a 3600 s
   t.is(await statError(`${mnt}/pid/${pid}`), 'ENOENT');
 });
 
-fuseTest('bind-mount pinning: a network namespace outlives its last process while a handle is bind-mounted, and goes after umount', async (t) => {
-  const { mnt } = await mountTree(t, { nsGraceMs: 500 });
+/** A process in a new network namespace (unshare --net), and that namespace's link text. */
+async function newNetns(t: ExecutionContext) {
   const ownNet = await fs.promises.readlink('/proc/self/ns/net');
   const u = child(t, 'unshare', ['--net', 'sleep', '300']);
   let link = '';
-  t.true(
-    await until(() => {
-      try {
-        link = fs.readlinkSync(`/proc/${u.pid}/ns/net`);
-      } catch {
-        link = '';
-      }
-      return link !== '' && link !== ownNet;
-    }, 10_000),
-    'unshare entered a new network namespace',
-  );
+  const entered = await until(() => {
+    try {
+      link = fs.readlinkSync(`/proc/${u.pid}/ns/net`);
+    } catch {
+      link = '';
+    }
+    return link !== '' && link !== ownNet;
+  }, 10_000);
+  t.true(entered, 'unshare entered a new network namespace');
+  return { u, link };
+}
+
+fuseTest('bind-mount pinning: a network namespace outlives its last process while a handle is bind-mounted, and goes after umount', async (t) => {
+  const { mnt } = await mountTree(t, { nsGraceMs: 500 });
+  const { u, link } = await newNetns(t);
   const inum = link.match(/\d+/)![0];
   const handle = `${mnt}/ns/net/${inum}`;
   const ino = await statIno(handle);
@@ -273,19 +277,7 @@ fuseTest('bind-mount pinning: a network namespace outlives its last process whil
 
 fuseTest('a stat alone does not keep a namespace alive beyond the grace period', async (t) => {
   const { mnt } = await mountTree(t, { nsGraceMs: 300 });
-  const ownNet = await fs.promises.readlink('/proc/self/ns/net');
-  const u = child(t, 'unshare', ['--net', 'sleep', '300']);
-  let link = '';
-  t.true(
-    await until(() => {
-      try {
-        link = fs.readlinkSync(`/proc/${u.pid}/ns/net`);
-      } catch {
-        link = '';
-      }
-      return link !== '' && link !== ownNet;
-    }, 10_000),
-  );
+  const { u, link } = await newNetns(t);
   await statIno(`${mnt}/ns/net/${link.match(/\d+/)![0]}`);
   t.true(ourNsFds().includes(link));
   u.kill('SIGKILL');
