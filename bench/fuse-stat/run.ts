@@ -6,7 +6,7 @@
  *   node --import tsx bench/fuse-stat/run.ts [--files N] [--seconds S] [--rounds R] [--write]
  *
  * Needs root and /dev/fuse. Installs gcc + libfuse3-dev with apt-get when missing. Builds into
- * bench/out/fuse-stat/. --write puts the report in docs/benchmarks-fuse.md. Every server is
+ * bench/out/fuse-stat/. --write puts the report in bench/out/fuse-stat/report.md, for docs/benchmarks.md. Every server is
  * stopped and every mount removed in every outcome (including Ctrl-C).
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -290,7 +290,7 @@ async function main(): Promise<void> {
   lines.push('Run: `node --import tsx bench/fuse-stat/run.ts [--files N] [--seconds S] [--rounds R] [--write]` (root).');
   const report = lines.join('\n') + '\n';
   process.stdout.write(report);
-  if (WRITE) fs.writeFileSync(path.join(root, 'docs/benchmarks-fuse.md'), report);
+  if (WRITE) fs.writeFileSync(path.join(root, 'bench/out/fuse-stat/report.md'), report);
 }
 
 main().catch((err: unknown) => {

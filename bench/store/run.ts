@@ -3,7 +3,7 @@
  * SqliteStore) with many concurrent callers, repeat lookups, and restoring 1 million mappings at
  * open. Run: node --expose-gc --import tsx bench/store/run.ts [--quick] [--contention]
  * State files go to $HANDLEFS_BENCH_DIR (default: the OS temp dir, i.e. the disk it is on).
- * Not a test: it prints figures for docs/benchmarks-store.md.
+ * Not a test: it prints figures for docs/benchmarks.md (Store).
  */
 import * as fs from 'node:fs';
 import os from 'node:os';
