@@ -8,7 +8,8 @@
  *   ref_cached MOUNTPOINT PIDFILE
  *
  * PIDFILE: one decimal pid per line. Single-threaded fuse_session_loop(). Prints "ready" once
- * mounted; on SIGUSR1 prints "requests N" (requests handled so far). Ends on SIGINT/SIGTERM or
+ * mounted; on SIGUSR1 prints "requests N lookup L getattr G forget F readdir D"
+ * (handled so far; forget counts nodes, a batch forget counts each). Ends on SIGINT/SIGTERM or
  * umount.
  */
 #define FUSE_USE_VERSION 34
@@ -27,7 +28,7 @@
 
 static unsigned long *pids;
 static unsigned long n_pids;
-static volatile unsigned long n_requests;
+static volatile unsigned long n_requests, n_lookup, n_getattr, n_forget, n_readdir;
 
 static int cmp_ul(const void *a, const void *b) {
 	unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
@@ -55,6 +56,7 @@ static void ref_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
 	struct fuse_entry_param e;
 	fuse_ino_t ino = 0;
 	n_requests++;
+	n_lookup++;
 	memset(&e, 0, sizeof(e));
 	if (parent == FUSE_ROOT_ID && strcmp(name, "pid") == 0) {
 		ino = PID_INO;
@@ -82,6 +84,7 @@ static void ref_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct stat st;
 	(void)fi;
 	n_requests++;
+	n_getattr++;
 	if (fill_attr(ino, &st) != 0) {
 		fuse_reply_err(req, ENOENT);
 		return;
@@ -93,6 +96,7 @@ static void ref_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
 	(void)ino;
 	(void)nlookup;
 	n_requests++;
+	n_forget++;
 	fuse_reply_none(req);
 }
 
@@ -100,6 +104,7 @@ static void ref_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_da
 	(void)count;
 	(void)forgets;
 	n_requests++;
+	n_forget += count;
 	fuse_reply_none(req);
 }
 
@@ -109,6 +114,7 @@ static void ref_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, 
 	unsigned long total;
 	(void)fi;
 	n_requests++;
+	n_readdir++;
 	if (ino != FUSE_ROOT_ID && ino != PID_INO) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
@@ -138,16 +144,25 @@ static const struct fuse_lowlevel_ops ops = {
 	.readdir = ref_readdir,
 };
 
-/* Async-signal-safe: formats the counter by hand and write()s it. */
-static void on_usr1(int sig) {
-	char buf[48], digits[24];
-	unsigned long v = n_requests;
+/* Async-signal-safe: formats the counters by hand and write()s them. */
+static int put_ul(char *buf, const char *label, unsigned long v) {
+	char digits[24];
 	int nd = 0, pos = 0;
-	(void)sig;
+	while (*label) buf[pos++] = *label++;
 	do { digits[nd++] = (char)('0' + v % 10); v /= 10; } while (v);
-	memcpy(buf, "requests ", 9);
-	pos = 9;
 	while (nd) buf[pos++] = digits[--nd];
+	return pos;
+}
+
+static void on_usr1(int sig) {
+	char buf[256];
+	int pos = 0;
+	(void)sig;
+	pos += put_ul(buf + pos, "requests ", n_requests);
+	pos += put_ul(buf + pos, " lookup ", n_lookup);
+	pos += put_ul(buf + pos, " getattr ", n_getattr);
+	pos += put_ul(buf + pos, " forget ", n_forget);
+	pos += put_ul(buf + pos, " readdir ", n_readdir);
 	buf[pos++] = '\n';
 	ssize_t w = write(1, buf, pos);
 	(void)w;
