@@ -22,7 +22,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   if (!isLogLevel(level)) throw new Error(`unknown log level "${level}" (expected one of ${LOG_LEVELS.join(', ')})`);
   const destination = options.destination ?? 2;
   if (options.pretty) {
-    const transport = pino.transport({ target: 'pino-pretty', options: { destination: typeof destination === 'number' ? destination : 2, colorize: false, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } });
+    const transport = pino.transport({ target: 'pino-pretty', options: { destination: typeof destination === 'number' ? destination : 2, colorize: false, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } });
     return pino({ level, base: undefined }, transport);
   }
   const dest = typeof destination === 'number' ? pino.destination({ fd: destination, sync: true }) : destination;

@@ -281,3 +281,47 @@ mountTest('mount -t fuse.handlefs and an fstab line work through the mount helpe
   await new Promise((res) => setTimeout(res, 200));
   t.false(isMounted(sb.mnt));
 });
+
+mountTest('logs: readable lines on a terminal, levels from --log-level or HANDLEFS_LOG_LEVEL', async (t) => {
+  const sb = sandbox(t);
+  // A terminal: script(1) gives the service a pty for stderr.
+  const log = path.join(sb.dir, 'tty.log');
+  const cmd = `'${process.execPath}' '${BIN}' mount '${sb.mnt}' --state '${sb.state}'`;
+  const tty = spawn('script', ['-qfec', cmd, log], { env: { ...process.env, ...sb.env }, stdio: 'ignore' });
+  sb.children.push(tty);
+  const deadline = Date.now() + 15_000;
+  while (!(fs.existsSync(log) && /handlefs started/.test(fs.readFileSync(log, 'utf8'))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.is(run(['umount', sb.mnt], sb.env).code, 0);
+  await new Promise((r) => tty.once('exit', r));
+  const text = fs.readFileSync(log, 'utf8');
+  t.regex(text, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: handlefs started /m, 'one readable line, not JSON');
+  t.regex(text, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: handlefs stopped /m);
+
+  // HANDLEFS_LOG_LEVEL=warn: no info lines at all.
+  const quiet = await startForegroundUntilMounted(t, sb, { HANDLEFS_LOG_LEVEL: 'warn' });
+  t.is(run(['umount', sb.mnt], sb.env).code, 0);
+  t.is(await quiet.exited, 0);
+  t.notRegex(quiet.stderr(), /handlefs started/);
+
+  // --log-level debug: one line per FUSE request and reply.
+  const loud = await startForeground(t, sb, ['--log-level', 'debug']);
+  t.is(lsFromChild(path.join(sb.mnt, 'pid')).code, 0);
+  t.is(run(['umount', sb.mnt], sb.env).code, 0);
+  t.is(await loud.exited, 0);
+  t.regex(loud.stderr(), /"msg":"rx \d+: LOOKUP n1 \[\\"pid\\"\]"/);
+  t.regex(loud.stderr(), /"msg":"tx \d+: /);
+});
+
+/** Like startForeground, but for a service that logs nothing at info: waits for the mount itself. */
+async function startForegroundUntilMounted(t: ExecutionContext, sb: ReturnType<typeof sandbox>, env: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, [BIN, 'mount', sb.mnt, '--state', sb.state], { env: { ...process.env, ...sb.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  sb.children.push(child);
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 15_000;
+  while (!isMounted(sb.mnt) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  await new Promise((r) => setTimeout(r, 200)); // INIT follows the mount
+  t.true(isMounted(sb.mnt));
+  return { child, exited, stderr: () => stderr };
+}

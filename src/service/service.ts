@@ -140,7 +140,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     // Rows of another boot name objects that can no longer exist: drop them in one statement
     // before the tree restores the rest (pruning never lowers the high-water mark).
     const pruned = store.pruneOtherScopes(container.get(SOURCES.ProcessSource).identityScope());
-    log.info({ state: statePath, startup: store.startup, prunedOtherBoots: pruned }, 'state opened');
+    if (pruned > 0) log.info({ state: statePath, rows: pruned }, 'pruned the rows of earlier boots');
   } catch (e) {
     container.unbindAll();
     throw stateError(statePath, e);
