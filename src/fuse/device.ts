@@ -4,8 +4,10 @@
  * Reading: the descriptor is wrapped in a libuv pipe handle so the event loop's epoll waits for it
  * and libuv read()s it straight into one static buffer, which is handed to the session
  * synchronously (no thread-pool hop, no allocation per request). Every read() of /dev/fuse returns
- * exactly one request. See docs/fuse.md for why; if `process.binding` is unavailable we fall back
- * to a loop of fs.read() on the thread pool (correct, slower).
+ * exactly one request. After each, requests already queued are read with plain non-blocking
+ * read()s in the same turn (see DevFuseChannel.drain). See docs/fuse.md for why; if
+ * `process.binding` is unavailable we fall back to a loop of fs.read() on the thread pool
+ * (correct, slower).
  *
  * Writing: a reply is one fs.writeSync() (the kernel takes each write as one message, never blocks
  * on a reply, and answers ENOENT when the request was aborted meanwhile). Notifications are written
@@ -72,6 +74,10 @@ interface UvBindings {
   kReadBytesOrError: number;
 }
 
+/** Requests read by drain() per pipe-handle callback at most (libuv itself reads up to 32 per event). */
+const MAX_DRAIN_READS = 31;
+const MAX_DRAIN_BACKOFF = 63;
+
 function loadUvBindings(): UvBindings | undefined {
   try {
     const binding = (process as unknown as { binding?: (name: string) => unknown }).binding;
@@ -124,6 +130,9 @@ export class DevFuseChannel implements FuseChannel {
   private ended = false;
   private isClosed = false;
   private readonly closeFd: boolean;
+  /** Pipe-handle turns left before drain() tries again, and the current backoff (see drain). */
+  private drainSkip = 0;
+  private drainBackoff = 0;
 
   constructor(
     readonly fd: number,
@@ -166,6 +175,7 @@ export class DevFuseChannel implements FuseChannel {
       const n = state[k]!;
       if (n > 0) {
         this.sink!.onData(this.buf, n);
+        this.drain(h);
         return;
       }
       if (n === 0) return;
@@ -174,6 +184,37 @@ export class DevFuseChannel implements FuseChannel {
     this.handle = h;
     const r = h.readStart();
     if (r !== 0) this.onReadError(h, getSystemErrorName(r));
+  }
+
+  /**
+   * After a request delivered by the pipe handle, reads the requests that are already queued with
+   * plain non-blocking read()s, up to MAX_DRAIN_READS, instead of returning to the event loop for
+   * each (an epoll_wait, a loop turn and a C++→JS callback per request). Under load the next
+   * request is usually queued by the time a reply has been written (the writer wakes the client).
+   * A read that finds nothing throws (EAGAIN; fs.readSync builds an Error), which costs several µs, so after one the drain is
+   * skipped for a growing number of turns (1, 3, 7, ... 63), reset by the next read that finds a
+   * request. Any error ends the drain and is left to the pipe handle's next read, which sees the
+   * same condition and handles it as usual (retry, or end of the session).
+   */
+  private drain(h: PipeHandle): void {
+    if (this.drainSkip > 0) {
+      this.drainSkip--;
+      return;
+    }
+    for (let i = 0; i < MAX_DRAIN_READS; i++) {
+      if (this.handle !== h || this.isClosed || this.ended) return;
+      let n: number;
+      try {
+        n = fs.readSync(this.fd, this.buf, 0, this.bufferSize, null);
+      } catch {
+        this.drainBackoff = Math.min(2 * this.drainBackoff + 1, MAX_DRAIN_BACKOFF);
+        this.drainSkip = this.drainBackoff;
+        return;
+      }
+      if (!(n > 0)) return;
+      this.drainBackoff = 0;
+      this.sink!.onData(this.buf, n);
+    }
   }
 
   private onReadError(h: PipeHandle, code: string): void {
