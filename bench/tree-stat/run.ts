@@ -1,8 +1,8 @@
 /**
  * tree-stat benchmark: stat() throughput on live `pid/<pid>` handles of the real handlefs service
  * (default options: entry_timeout = attr_timeout = 3600 s, exits invalidated explicitly) vs a
- * libfuse3 low-level C server with the same timeouts serving the same names (ref_cached.c), both
- * mounted side by side and measured alternately by the same pthread C client; then, with handlefs
+ * libfuse3 low-level C server with the same timeouts serving the same names (bench/common/ref-server.c), both
+ * mounted side by side and measured alternately by the same pthread C client (bench/common/stat-client.c); then, with handlefs
  * still mounted and its entries cached, how long a killed process's name stays visible.
  *
  *   node --import tsx bench/tree-stat/run.ts [--seconds S] [--rounds R] [--procs N] [--kills K] [--write]
@@ -14,122 +14,59 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  PLACEMENTS,
+  REF_SERVER,
+  STAT_CLIENT,
+  arg,
+  buildC,
+  cleanupAll,
+  cpuTimes,
+  ensureTools,
+  exited,
+  flag,
+  forceUnmount,
+  loadLine,
+  machine,
+  measure,
+  median,
+  place,
+  requireRootAndFuse,
+  root,
+  runMain,
+  sleep,
+  stopServer,
+  tempDir,
+  track,
+  untrack,
+  waitAnswers,
+  writeNameFile,
+  writeReport,
+  type Placement,
+} from '../common/harness.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-const outDir = path.join(root, 'bench/out/tree-stat');
 const cliMain = path.join(root, 'dist/cli/main.js');
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
 const SECONDS = arg('seconds', 2);
 const ROUNDS = arg('rounds', 5);
 const PROCS = arg('procs', 200);
 const KILLS = arg('kills', 20);
 const GAP_MS = 20;
 const THREADS = [1, 2];
-const WRITE = process.argv.includes('--write');
+const WRITE = flag('write');
 
-// ---------- tools and build ----------
-
-function have(cmd: string, args: string[]): boolean {
-  return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
-}
-
-function ensureTools(): void {
-  const ok = have('gcc', ['--version']) && fs.existsSync('/usr/include/fuse3/fuse_lowlevel.h') && have('pkg-config', ['--exists', 'fuse3']);
-  if (ok) return;
-  console.error('installing gcc, pkg-config and libfuse3-dev (apt-get)...');
-  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-  execFileSync('apt-get', ['install', '-y', '-qq', 'gcc', 'pkg-config', 'libfuse3-dev'], {
-    stdio: 'inherit',
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
-}
+// ---------- build ----------
 
 function build(): { ref: string; client: string; procs: string } {
-  fs.mkdirSync(outDir, { recursive: true });
-  const ref = path.join(outDir, 'ref_cached');
-  const client = path.join(outDir, 'client');
-  const procs = path.join(outDir, 'procs');
-  const fuseFlags = execFileSync('pkg-config', ['--cflags', '--libs', 'fuse3'], { encoding: 'utf8' }).trim().split(/\s+/);
-  execFileSync('gcc', ['-O2', '-Wall', '-o', ref, path.join(here, 'ref_cached.c'), ...fuseFlags], { stdio: 'inherit' });
-  execFileSync('gcc', ['-O2', '-Wall', '-pthread', '-o', client, path.join(here, 'client.c')], { stdio: 'inherit' });
-  execFileSync('gcc', ['-O2', '-Wall', '-o', procs, path.join(here, 'procs.c')], { stdio: 'inherit' });
+  const bins = buildC('tree-stat', [REF_SERVER, STAT_CLIENT, { name: 'procs', src: path.join(here, 'procs.c') }]);
   if (!fs.existsSync(cliMain)) {
     console.error('dist/cli/main.js missing: building with tsup...');
     execFileSync('npx', ['tsup'], { cwd: root, stdio: 'inherit' });
   }
-  return { ref, client, procs };
-}
-
-// ---------- mounts and cleanup ----------
-
-function mountEntry(mnt: string): string | undefined {
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .find((l) => l.split(' ')[4] === mnt);
-}
-
-function forceUnmount(mnt: string): void {
-  if (mountEntry(mnt) !== undefined) spawnSync('umount', ['-i', '-c', '-l', mnt], { stdio: 'ignore' });
-}
-
-const children = new Set<ChildProcess>();
-const mounts = new Set<string>();
-let tmpBase: string | null = null;
-
-function cleanupAll(): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  children.clear();
-  for (const m of mounts) forceUnmount(m);
-  mounts.clear();
-  if (tmpBase !== null) {
-    fs.rmSync(tmpBase, { recursive: true, force: true });
-    tmpBase = null;
-  }
-}
-process.on('exit', cleanupAll);
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    cleanupAll();
-    process.exit(130);
-  });
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function exited(c: ChildProcess, ms: number): Promise<boolean> {
-  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(false), ms);
-    c.once('exit', () => {
-      clearTimeout(t);
-      resolve(true);
-    });
-  });
-}
-
-async function waitAnswers(mnt: string, name: string, who: string, child: ChildProcess): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${who} exited early (${child.exitCode ?? child.signalCode})`);
-    if (mountEntry(mnt) !== undefined) {
-      try {
-        await fs.promises.stat(path.join(mnt, 'pid', name));
-        return;
-      } catch {
-        /* not yet */
-      }
-    }
-    await sleep(50);
-  }
-  throw new Error(`${who} did not answer at ${mnt} within 15 s`);
+  return { ref: bins[REF_SERVER.name]!, client: bins[STAT_CLIENT.name]!, procs: bins.procs! };
 }
 
 // ---------- the processes (children of procs.c) ----------
@@ -191,19 +128,17 @@ async function startHandlefs(mnt: string, state: string, runtime: string, logPat
     stdio: ['ignore', log, log],
   });
   fs.closeSync(log);
-  children.add(child);
-  mounts.add(mnt);
-  await waitAnswers(mnt, probeName, 'handlefs', child);
+  track(child, mnt);
+  await waitAnswers(mnt, `pid/${probeName}`, 'handlefs', child);
   return { kind: 'hfs', child, mnt };
 }
 
-async function startRef(bin: string, mnt: string, pidFile: string, outPath: string, probeName: string): Promise<Server> {
+async function startRef(bin: string, mnt: string, nameFile: string, outPath: string, probeName: string): Promise<Server> {
   const out = fs.openSync(outPath, 'a');
-  const child = spawn(bin, [mnt, pidFile], { stdio: ['ignore', out, 'inherit'] });
+  const child = spawn(bin, [mnt, '-f', nameFile, '-t', '3600', '-c', '-F', 'ref_cached'], { stdio: ['ignore', out, 'inherit'] });
   fs.closeSync(out);
-  children.add(child);
-  mounts.add(mnt);
-  await waitAnswers(mnt, probeName, 'ref_cached', child);
+  track(child, mnt);
+  await waitAnswers(mnt, `pid/${probeName}`, 'ref-server', child);
   return { kind: 'c', child, mnt };
 }
 
@@ -218,19 +153,11 @@ async function stopHandlefs(s: Server, runtime: string): Promise<void> {
     console.error(`warning: handlefs service exited with ${s.child.exitCode ?? s.child.signalCode}`);
   }
   forceUnmount(s.mnt);
-  mounts.delete(s.mnt);
-  children.delete(s.child);
+  untrack(s.child, s.mnt);
 }
 
 async function stopRef(s: Server): Promise<void> {
-  s.child.kill('SIGTERM');
-  if (!(await exited(s.child, 5000))) {
-    s.child.kill('SIGKILL');
-    await exited(s.child, 5000);
-  }
-  forceUnmount(s.mnt);
-  mounts.delete(s.mnt);
-  children.delete(s.child);
+  await stopServer(s.child, s.mnt);
 }
 
 type Counters = Record<string, number>;
@@ -272,37 +199,10 @@ function fmtCounters(c: Counters): string {
 
 // ---------- measuring ----------
 
-type Placement = 'one-cpu' | 'unpinned';
-const PLACEMENTS: Placement[] = ['one-cpu', 'unpinned'];
-
-function place(pid: number, placement: Placement): void {
-  const cpus = placement === 'one-cpu' ? '0' : `0-${os.cpus().length - 1}`;
-  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
-}
-
-function measure(client: string, mnt: string, pidFile: string, seconds: number, threads: number, placement: Placement): number {
-  const args = [mnt, pidFile, String(seconds), String(threads)];
-  const out =
-    placement === 'one-cpu'
-      ? execFileSync('taskset', ['-c', '0', client, ...args], { encoding: 'utf8' })
-      : execFileSync(client, args, { encoding: 'utf8' });
-  return Number(out.trim());
-}
-
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
 /** utime + stime of a process (all threads), in seconds. */
 function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
-
-function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  const t = cpuTimes(pid);
+  return t.user + t.sys;
 }
 
 interface ExitSample {
@@ -317,14 +217,12 @@ interface ExitSample {
 // ---------- main ----------
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('the benchmark mounts FUSE filesystems: run it as root');
-  if (!fs.existsSync('/dev/fuse')) throw new Error('/dev/fuse is missing');
+  requireRootAndFuse();
   ensureTools();
   const bins = build();
   const t0 = Date.now();
 
-  tmpBase = fs.mkdtempSync(path.join(os.tmpdir(), 'tree-stat-'));
-  const base = tmpBase;
+  const base = tempDir('tree-stat-');
   // Same-length mountpoint paths, so the client's path walks are the same length for both.
   const mntH = path.join(base, 'mh');
   const mntC = path.join(base, 'mc');
@@ -334,6 +232,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(runtime);
   const state = path.join(base, 'state.db');
   const pidFile = path.join(base, 'pids');
+  const nameFile = path.join(base, 'names');
   const hfsLog = path.join(base, 'handlefs.log');
   const refOut = path.join(base, 'ref.out');
 
@@ -351,7 +250,7 @@ async function main(): Promise<void> {
   let hfsStatusAfter: unknown = null;
 
   const procsChild = spawn(bins.procs, [String(PROCS), pidFile], { stdio: ['pipe', 'pipe', 'inherit'] });
-  children.add(procsChild);
+  track(procsChild);
   const procs = new Procs(procsChild);
   let hfs: Server | null = null;
   let ref: Server | null = null;
@@ -360,15 +259,16 @@ async function main(): Promise<void> {
     if (first !== 'ready') throw new Error(`procs helper: ${first}`);
     const pids = fs.readFileSync(pidFile, 'utf8').trim().split('\n');
     console.error(`${pids.length} sleep children started`);
+    writeNameFile(nameFile, pids.map((p) => `pid/${p}`));
 
     hfs = await startHandlefs(mntH, state, runtime, hfsLog, pids[0]!);
-    ref = await startRef(bins.ref, mntC, pidFile, refOut, pids[0]!);
+    ref = await startRef(bins.ref, mntC, nameFile, refOut, pids[0]!);
     const servers: Record<Kind, Server> = { hfs, c: ref };
 
     // Warm-up: one pass (every name looked up, cached for 3600 s), then 1 s of load (caches, CPU clocks).
     for (const k of ['hfs', 'c'] as Kind[]) {
-      measure(bins.client, servers[k].mnt, pidFile, 0, 1, 'unpinned');
-      measure(bins.client, servers[k].mnt, pidFile, 1, 1, 'unpinned');
+      measure(bins.client, servers[k].mnt, nameFile, 0, 1, 'unpinned');
+      measure(bins.client, servers[k].mnt, nameFile, 1, 1, 'unpinned');
     }
     const reqBefore = { hfs: await counters(hfs, runtime, refOut), c: await counters(ref, runtime, refOut) };
     const cpuBefore = { hfs: cpuSeconds(hfs.child.pid!), c: cpuSeconds(ref.child.pid!) };
@@ -381,7 +281,7 @@ async function main(): Promise<void> {
           const order: Kind[] = (round + t) % 2 === 0 ? ['hfs', 'c'] : ['c', 'hfs'];
           for (const k of order) {
             const c0 = await counters(servers[k], runtime, refOut);
-            const v = measure(bins.client, servers[k].mnt, pidFile, SECONDS, t, placement);
+            const v = measure(bins.client, servers[k].mnt, nameFile, SECONDS, t, placement);
             const d = diff(c0, await counters(servers[k], runtime, refOut));
             (results[placement][k][t] ??= []).push(v);
             (reqs[placement][k][t] ??= []).push(d.requests!);
@@ -429,7 +329,7 @@ async function main(): Promise<void> {
       procs.send('quit');
       if (!(await exited(procsChild, 5000))) procsChild.kill('SIGKILL');
     }
-    children.delete(procsChild);
+    untrack(procsChild);
     if (fs.existsSync(hfsLog)) {
       const warnings = fs
         .readFileSync(hfsLog, 'utf8')
@@ -442,8 +342,6 @@ async function main(): Promise<void> {
   const elapsed = (Date.now() - t0) / 1000;
 
   // ---------- report ----------
-  const cpuModel = os.cpus()[0]?.model ?? 'unknown CPU';
-  const libfuse = execFileSync('pkg-config', ['--modversion', 'fuse3'], { encoding: 'utf8' }).trim();
   const L: string[] = [];
   L.push('# Tree stat benchmark: live handles, kernel-cached (bench/tree-stat)');
   L.push('');
@@ -463,12 +361,12 @@ async function main(): Promise<void> {
       'and `HANDLEFS_RUNTIME_DIR`.',
   );
   L.push(
-    '- **libfuse C**: `ref_cached.c`, libfuse3 low-level API, single-threaded `fuse_session_loop`, serving ' +
+    '- **libfuse C**: `bench/common/ref-server.c`, libfuse3 low-level API, single-threaded `fuse_session_loop`, serving ' +
       '`pid/<pid>` for the same pids as regular files from memory, entry_timeout = attr_timeout = 3600 s. It never ' +
       'learns of exits (its names stay for an hour): the ceiling for cached stat, with no correctness obligation.',
   );
   L.push(
-    `- Both mounted side by side (mountpoint paths of equal length). Client: \`client.c\`, T pthreads \`stat()\` ` +
+    `- Both mounted side by side (mountpoint paths of equal length). Client: \`bench/common/stat-client.c\`, T pthreads \`stat()\` ` +
       `\`MNT/pid/<pid>\` over all ${PROCS} names round-robin for ${SECONDS} s; any failed stat is fatal. Warm-up: one ` +
       'pass (every name looked up and cached) and 1 s of load per server. Then ' +
       `${ROUNDS} rounds; in each, per placement and thread count, one run per server, the server going first alternating. Medians.`,
@@ -485,7 +383,7 @@ async function main(): Promise<void> {
       'Times from the kill and from the reap.',
   );
   L.push('');
-  L.push(`Machine: ${cpuModel}, ${os.cpus().length} cores, Linux ${os.release()}, Node ${process.version}, libfuse ${libfuse}. Run took ${elapsed.toFixed(0)} s.`);
+  L.push(`Machine: ${machine()}. Run took ${elapsed.toFixed(0)} s.`);
   L.push('');
   L.push('## Throughput (stat/s)');
   L.push('');
@@ -580,17 +478,10 @@ async function main(): Promise<void> {
       `Exits: max kill → ENOENT ${k2e.max.toFixed(2)} ms — goal < 100 ms: **${ok.length === exits.length && exits.length > 0 && k2e.max < 100 ? 'met' : 'not met'}**.`,
   );
   L.push('');
-  const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
-  L.push(`Load average at the end of the run: ${load} (the machine is shared; other work skews single rounds).`);
+  L.push(loadLine());
   L.push('');
   L.push('Run: `node --import tsx bench/tree-stat/run.ts [--seconds S] [--rounds R] [--procs N] [--kills K] [--write]` (root).');
-  const report = L.join('\n') + '\n';
-  process.stdout.write(report);
-  if (WRITE) { fs.mkdirSync(path.join(root, 'bench/out/tree-stat'), { recursive: true }); fs.writeFileSync(path.join(root, 'bench/out/tree-stat/report.md'), report); }
+  writeReport('tree-stat', L, WRITE);
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  cleanupAll();
-  process.exitCode = 1;
-});
+runMain(main);

@@ -1,10 +1,11 @@
 /*
- * Stat client for the tree-stat benchmark: T threads stat() MOUNTPOINT/pid/<pid> for every pid in
- * PIDFILE, round-robin, for S seconds; prints the total number of successful stats per second.
- * Any failed stat is fatal (exit 1). SECONDS 0: one pass over all names in one thread (warm-up),
- * prints the number of names.
+ * Stat client for the fuse-stat and tree-stat benchmarks: T threads stat() MOUNTPOINT/<name> for
+ * every name in NAMEFILE (one path relative to the mountpoint a line, e.g. `pid/f0`, `pid/1234`),
+ * round-robin, for S seconds; prints the total number of successful stats per second. Any failed
+ * stat is fatal (exit 1). SECONDS 0: one pass over all names in one thread (warm-up), prints the
+ * number of names.
  *
- *   client MOUNTPOINT PIDFILE SECONDS THREADS
+ *   stat-client MOUNTPOINT NAMEFILE SECONDS THREADS
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -42,7 +43,7 @@ static double now(void) {
 
 int main(int argc, char **argv) {
 	if (argc < 5) {
-		fprintf(stderr, "usage: %s MOUNTPOINT PIDFILE SECONDS THREADS\n", argv[0]);
+		fprintf(stderr, "usage: %s MOUNTPOINT NAMEFILE SECONDS THREADS\n", argv[0]);
 		return 2;
 	}
 	double secs = atof(argv[3]);
@@ -50,16 +51,19 @@ int main(int argc, char **argv) {
 	if (threads < 1 || threads > 64) return 2;
 	FILE *f = fopen(argv[2], "r");
 	if (!f) { perror(argv[2]); return 2; }
-	unsigned long cap = 256, p;
+	unsigned long cap = 256;
+	char line[4096];
 	paths = malloc(cap * sizeof(char *));
-	while (fscanf(f, "%lu", &p) == 1) {
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '\0') continue;
 		if (n == cap) paths = realloc(paths, (cap *= 2) * sizeof(char *));
-		paths[n] = malloc(strlen(argv[1]) + 32);
-		sprintf(paths[n], "%s/pid/%lu", argv[1], p);
+		paths[n] = malloc(strlen(argv[1]) + strlen(line) + 2);
+		sprintf(paths[n], "%s/%s", argv[1], line);
 		n++;
 	}
 	fclose(f);
-	if (n == 0) { fprintf(stderr, "client: no pids\n"); return 2; }
+	if (n == 0) { fprintf(stderr, "stat-client: no names\n"); return 2; }
 	if (secs <= 0) {
 		struct stat st;
 		for (unsigned long i = 0; i < n; i++) {
@@ -85,7 +89,7 @@ int main(int argc, char **argv) {
 	}
 	double el = now() - t0;
 	if (atomic_load(&errors) != 0) {
-		fprintf(stderr, "client: %lu stat() calls failed\n", atomic_load(&errors));
+		fprintf(stderr, "stat-client: %lu stat() calls failed\n", atomic_load(&errors));
 		return 1;
 	}
 	printf("%.0f\n", total / el);
