@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { fstatSync, mkdtempSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,10 +74,8 @@ nativeTest('open(): nsId, owner user namespace and pid/user parents on this kern
   t.is(await src.open('net', net.info.inum, '999999999999'), null);
 });
 
-nativeTest('a held handle keeps a dead process\'s network namespace alive; close() releases it', async (t) => {
-  const child = spawn('unshare', ['--net', 'sleep', '30'], { stdio: 'ignore' });
-  t.teardown(() => child.kill('SIGKILL'));
-  const ours = selfNs('net').inum;
+/** The net namespace inum of a child started by `unshare --net`, once it differs from `ours` (3 s at most). */
+async function netnsOf(child: ChildProcess, ours: number): Promise<number> {
   let inum = ours;
   for (let i = 0; i < 300 && inum === ours; i++) {
     await new Promise((r) => setTimeout(r, 10));
@@ -87,6 +85,14 @@ nativeTest('a held handle keeps a dead process\'s network namespace alive; close
       /* not yet */
     }
   }
+  return inum;
+}
+
+nativeTest('a held handle keeps a dead process\'s network namespace alive; close() releases it', async (t) => {
+  const child = spawn('unshare', ['--net', 'sleep', '30'], { stdio: 'ignore' });
+  t.teardown(() => child.kill('SIGKILL'));
+  const ours = selfNs('net').inum;
+  const inum = await netnsOf(child, ours);
   t.not(inum, ours, 'unshare --net did not take effect');
 
   const src = new ProcNamespaceSource({ logger, native });
@@ -137,15 +143,7 @@ test('nsfs bind mounts (ip netns style) are listed and openable after their proc
     rmSync(dir, { recursive: true, force: true });
   });
   const ours = selfNs('net').inum;
-  let inum = ours;
-  for (let i = 0; i < 300 && inum === ours; i++) {
-    await new Promise((r) => setTimeout(r, 10));
-    try {
-      inum = parseNsLink(readlinkSync(`/proc/${child.pid}/ns/net`))!.inum;
-    } catch {
-      /* not yet */
-    }
-  }
+  const inum = await netnsOf(child, ours);
   t.not(inum, ours);
   try {
     execFileSync('mount', ['--bind', `/proc/${child.pid}/ns/net`, target], { stdio: 'ignore' });
