@@ -47,9 +47,14 @@ const ROUNDS = arg('rounds', 5);
 const THREADS = [1, 2];
 const WRITE = flag('write');
 
-type Kind = 'ts' | 'c' | 'c-epoll';
-const KINDS: Kind[] = ['ts', 'c', 'c-epoll'];
-const LABEL: Record<Kind, string> = { ts: 'TypeScript', c: 'libfuse C', 'c-epoll': 'libfuse C (epoll loop)' };
+type Kind = 'ts' | 'ts-pipe' | 'c' | 'c-epoll';
+const KINDS: Kind[] = ['ts', 'ts-pipe', 'c', 'c-epoll'];
+const LABEL: Record<Kind, string> = {
+  ts: 'TypeScript',
+  'ts-pipe': 'TypeScript (uv-pipe fallback)',
+  c: 'libfuse C',
+  'c-epoll': 'libfuse C (epoll loop)',
+};
 
 interface Running {
   child: ChildProcess;
@@ -58,10 +63,11 @@ interface Running {
 
 async function start(kind: Kind, refServer: string, mnt: string): Promise<Running> {
   const child =
-    kind === 'ts'
+    kind === 'ts' || kind === 'ts-pipe'
       ? spawn(process.execPath, ['--import', 'tsx', path.join(here, 'ts-server.ts'), mnt, String(FILES)], {
           cwd: root,
           stdio: ['ignore', 'ignore', 'inherit'],
+          env: { ...process.env, FUSE_BENCH_READER: kind === 'ts' ? 'native' : 'uv-pipe' },
         })
       : spawn(refServer, [mnt, '-n', String(FILES), '-t', '0', '-s', '64', '-F', 'ref_ll', '-l', kind === 'c-epoll' ? 'epoll' : 'loop'], {
           stdio: ['ignore', 'ignore', 'inherit'],
@@ -89,10 +95,9 @@ async function main(): Promise<void> {
   const results = Object.fromEntries(
     PLACEMENTS.map((p) => [p, Object.fromEntries(KINDS.map((k) => [k, {} as Record<number, number[]>]))]),
   ) as Record<Placement, Record<Kind, Record<number, number[]>>>;
-  const cpu = Object.fromEntries(KINDS.map((k) => [k, {} as { user?: number[]; sys?: number[] }])) as Record<
-    Kind,
-    { user?: number[]; sys?: number[] }
-  >;
+  // cpu[kind][threads] = server CPU µs per request, per round (one-cpu placement)
+  type Cpu = { user: number[]; sys: number[] };
+  const cpu = Object.fromEntries(KINDS.map((k) => [k, {} as Record<number, Cpu>])) as Record<Kind, Record<number, Cpu>>;
   try {
     for (let round = 0; round < ROUNDS; round++) {
       // Rotate the order so no server always runs first (or last).
@@ -108,11 +113,12 @@ async function main(): Promise<void> {
               const v = measure(client, mnt, names, SECONDS, t, placement);
               const after = cpuTimes(r.child.pid!);
               (results[placement][kind][t] ??= []).push(v);
-              if (placement === 'one-cpu' && t === 1) {
+              if (placement === 'one-cpu') {
                 // 3 requests per stat (LOOKUP pid, LOOKUP fI, GETATTR).
                 const reqs = v * SECONDS * 3;
-                (cpu[kind].user ??= []).push(((after.user - before.user) * 1e6) / reqs);
-                (cpu[kind].sys ??= []).push(((after.sys - before.sys) * 1e6) / reqs);
+                const c = (cpu[kind][t] ??= { user: [], sys: [] });
+                c.user.push(((after.user - before.user) * 1e6) / reqs);
+                c.sys.push(((after.sys - before.sys) * 1e6) / reqs);
               }
               console.error(`round ${round + 1} ${LABEL[kind]} ${placement} threads=${t}: ${v} stat/s`);
             }
@@ -132,8 +138,10 @@ async function main(): Promise<void> {
   lines.push(
     `Uncached \`stat()\` of \`MNT/pid/fI\` (root → pid/ → ${FILES} files; entry_timeout=0, attr_timeout=0, so every stat ` +
       'costs LOOKUP pid + LOOKUP fI + GETATTR round trips) by the pthread C client `bench/common/stat-client.c`, against the TypeScript ' +
-      '`FuseSession` (`ts-server.ts`) and a libfuse3 low-level C server (`bench/common/ref-server.c`, single-threaded `fuse_session_loop`); ' +
-      'also `ref-server.c` with an epoll loop (epoll_wait + non-blocking read, the TypeScript session\'s read mechanism) to ' +
+      '`FuseSession` (`ts-server.ts`, reading through the FUSE device helper, `native/fuse_device.c`) and a libfuse3 low-level C server ' +
+      '(`bench/common/ref-server.c`, single-threaded `fuse_session_loop`); also the session with its fallback reader (a libuv pipe ' +
+      'handle, used when the helper is not built), and `ref-server.c` with an epoll loop (epoll_wait, then non-blocking reads ' +
+      'until EAGAIN: the native reader\'s mechanism) to ' +
       `separate the cost of the mechanism from the cost of JavaScript. ${ROUNDS} rounds × ${SECONDS} s per figure, server order ` +
       'rotating each round, each server measured pinned to one CPU and unpinned; medians.',
   );
@@ -148,13 +156,18 @@ async function main(): Promise<void> {
     const r = results[placement];
     lines.push(`### ${placement}: ${PLACEMENT_TEXT[placement]}`);
     lines.push('');
-    lines.push('| client threads | TypeScript (stat/s) | libfuse C (stat/s) | **TS / C** | C, epoll loop (stat/s) | TS / C-epoll |');
-    lines.push('| --- | --- | --- | --- | --- | --- |');
+    lines.push(
+      '| client threads | TypeScript (stat/s) | libfuse C (stat/s) | **TS / C** | TS, uv-pipe fallback (stat/s) | fallback / C | C, epoll loop (stat/s) | TS / C-epoll |',
+    );
+    lines.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const t of THREADS) {
       const ts = median(r.ts[t] ?? []);
+      const tp = median(r['ts-pipe'][t] ?? []);
       const c = median(r.c[t] ?? []);
       const ce = median(r['c-epoll'][t] ?? []);
-      lines.push(`| ${t} | ${ts.toFixed(0)} | ${c.toFixed(0)} | **${(ts / c).toFixed(2)}** | ${ce.toFixed(0)} | ${(ts / ce).toFixed(2)} |`);
+      lines.push(
+        `| ${t} | ${ts.toFixed(0)} | ${c.toFixed(0)} | **${(ts / c).toFixed(2)}** | ${tp.toFixed(0)} | ${(tp / c).toFixed(2)} | ${ce.toFixed(0)} | ${(ts / ce).toFixed(2)} |`,
+      );
     }
     lines.push('');
     lines.push('Every round (stat/s):');
@@ -164,25 +177,30 @@ async function main(): Promise<void> {
     }
     lines.push('');
   }
-  lines.push('### Server CPU time per request (one-cpu, 1 client thread; from /proc/PID/stat; medians)');
+  lines.push('### Server CPU time per request (one-cpu; from /proc/PID/stat, 10 ms ticks; medians)');
   lines.push('');
-  lines.push('| server | user µs/request | kernel µs/request | total µs/request |');
-  lines.push('| --- | --- | --- | --- |');
+  lines.push('| server | client threads | user µs/request | kernel µs/request | total µs/request |');
+  lines.push('| --- | --- | --- | --- | --- |');
+  const cu = (k: Kind, t: number, f: keyof Cpu): number => median(cpu[k][t]?.[f] ?? []);
   for (const k of KINDS) {
-    const u = median(cpu[k].user ?? []);
-    const sy = median(cpu[k].sys ?? []);
-    lines.push(`| ${LABEL[k]} | ${u.toFixed(2)} | ${sy.toFixed(2)} | ${(u + sy).toFixed(2)} |`);
+    for (const t of THREADS) {
+      const u = cu(k, t, 'user');
+      const sy = cu(k, t, 'sys');
+      lines.push(`| ${LABEL[k]} | ${t} | ${u.toFixed(2)} | ${sy.toFixed(2)} | ${(u + sy).toFixed(2)} |`);
+    }
   }
   lines.push('');
-  const cu = (k: Kind, f: 'user' | 'sys'): number => median(cpu[k][f] ?? []);
-  lines.push('What the CPU figures say: per request the TypeScript server spends ' +
-    `${(cu('ts', 'user') - cu('c', 'user')).toFixed(2)} µs more user time and ${(cu('ts', 'sys') - cu('c', 'sys')).toFixed(2)} µs more kernel time ` +
-    `than libfuse's blocking loop. The C epoll loop spends ${(cu('c-epoll', 'sys') - cu('c', 'sys')).toFixed(2)} µs more kernel time than the blocking loop: ` +
-    'that part is the read mechanism (epoll_wait + a non-blocking read instead of one blocking read), which the session uses so the ' +
-    'event loop stays free for asynchronous handlers, timers, notifications and signals. The user-time difference is Node: the libuv ' +
-    'loop turn, the C++→JS callback and fs.writeSync; the session\'s own JavaScript (decode, dispatch, encode) measures about ' +
-    '0.3 µs per request in isolation (bench/fuse-stat/micro.ts).');
-  lines.push('');
+  const more = (k: Kind, than: Kind, t: number): string =>
+    `${(cu(k, t, 'user') - cu(than, t, 'user')).toFixed(2)} µs user and ${(cu(k, t, 'sys') - cu(than, t, 'sys')).toFixed(2)} µs kernel`;
+  lines.push(
+    'What the CPU figures say (positive = more than the second server): with 2 client threads the TypeScript server spends ' +
+      `${more('ts', 'c', 2)} per request more than libfuse's blocking loop, and ${more('ts', 'c-epoll', 2)} more than the C epoll ` +
+      `loop that reads the same way; the C epoll loop itself spends ${more('c-epoll', 'c', 2)} more than the blocking loop, the ` +
+      'price of a read that never blocks the thread (the session needs its event loop free for asynchronous handlers, timers, ' +
+      `notifications and signals). The uv-pipe fallback spends ${more('ts-pipe', 'ts', 2)} more than the native reader: a loop ` +
+      'turn and a C++→JS callback per wake-up, and a thrown Error for each read that finds the queue empty. The session\'s own ' +
+      'JavaScript (decode, dispatch, encode) measures about 0.3 µs per request in isolation (bench/fuse-stat/micro.ts).',
+  );
   lines.push('');
   lines.push(loadLine());
   lines.push('');

@@ -4,6 +4,8 @@
  *
  *   node --import tsx bench/fuse-stat/ts-server.ts MOUNTPOINT N
  *
+ * FUSE_BENCH_READER=native|uv-pipe|threadpool forces the way /dev/fuse is read.
+ *
  * Prints "ready" once mounted; ends on SIGINT/SIGTERM or umount (exit 0).
  */
 import pino from 'pino';
@@ -18,6 +20,7 @@ import {
   type DirEntry,
   type Entry,
   type LowLevelFileSystem,
+  type ReadMechanism,
   type RequestContext,
 } from '../../src/fuse/index.js';
 
@@ -93,6 +96,7 @@ async function main(): Promise<void> {
   const logger = pino({ level: process.env.FUSE_BENCH_LOG ?? 'warn' }, pino.destination(2));
   const session = await serve(new StatTreeFs(Number(nArg)), mnt, { entryTimeout: 0, attrTimeout: 0, fsname: 'ts_ll', subtype: 'ts_ll' }, logger, {
     readdirplus: 'off',
+    ...(process.env.FUSE_BENCH_READER && { reader: process.env.FUSE_BENCH_READER as ReadMechanism }),
   });
   process.stdout.write('ready\n');
   await session.run();

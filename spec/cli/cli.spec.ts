@@ -179,6 +179,7 @@ mountTest('foreground mount serves the tree, status reports it, handlefs umount 
   t.is(json.code, 0);
   const status = JSON.parse(json.stdout);
   t.is(status.mountpoint, sb.mnt);
+  t.is(status.reader, 'native', 'the FUSE device helper is built by npm install and used');
   t.true(status.kinds.process.live > 0);
   t.true(status.requests.requests > 0);
   t.is(status.store.path, sb.state);
@@ -196,6 +197,7 @@ mountTest('foreground mount serves the tree, status reports it, handlefs umount 
   t.is(start.mountpoint, sb.mnt);
   t.is(start.state, sb.state);
   t.regex(start.protocol, /^7\.\d+$/);
+  t.is(start.reader, 'native');
   const stop = lines.find((l) => l.msg === 'handlefs stopped');
   t.truthy(stop.counters);
   t.is(stop.reason, 'unmounted');

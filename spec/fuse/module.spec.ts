@@ -64,6 +64,7 @@ test('Server mounts the bound FileSystem with the bound MountOptions', async (t)
   const session = await c.get<FuseServer>(FUSE_TOKENS.Server).start(mnt, { handleSignals: false });
   try {
     t.is(mountAt(mnt)?.source, 'modtest');
+    await session.ready; // INIT answered: the filesystem has seen the connection
   } finally {
     await session.stop('test');
   }

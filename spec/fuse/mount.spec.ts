@@ -269,24 +269,28 @@ fuseTest('INTERRUPT from the kernel aborts the handler signal; the session keeps
   t.is(mountAt(mnt), undefined);
 });
 
-fuseTest('the thread-pool read fallback serves the same tree', async (t) => {
-  t.timeout(LIMIT);
-  const mnt = tmpMount(t);
-  const tree = new TreeFs(SAMPLE_TREE);
-  const { logger } = captureLogger('warn');
-  const m = await mountFuse(mnt, { entryTimeout: 0, attrTimeout: 0 }, logger);
-  t.teardown(() => m.unmount());
-  const channel = m.createChannel({ mechanism: 'threadpool' });
-  t.is(channel.mechanism, 'threadpool');
-  const session = new FuseSession(tree, channel, logger, { unmount: () => m.unmount() });
-  const ran = session.run();
-  const r = await client(mnt, 'tour');
-  t.deepEqual(r.dir, ['big.bin', 'hello.txt', 'link', 'sub']);
-  t.is(r.hello, 'hello world\n');
-  await session.stop('done');
-  await ran;
-  t.is(mountAt(mnt), undefined);
-});
+for (const mechanism of ['uv-pipe', 'threadpool'] as const) {
+  fuseTest(`the ${mechanism} read fallback serves the same tree`, async (t) => {
+    t.timeout(LIMIT);
+    const mnt = tmpMount(t);
+    const tree = new TreeFs(SAMPLE_TREE);
+    const { logger } = captureLogger('warn');
+    const m = await mountFuse(mnt, { entryTimeout: 0, attrTimeout: 0 }, logger);
+    t.teardown(() => m.unmount());
+    const channel = m.createChannel({ mechanism });
+    t.is(channel.mechanism, mechanism);
+    const session = new FuseSession(tree, channel, logger, { unmount: () => m.unmount() });
+    const ran = session.run();
+    const r = await client(mnt, 'tour');
+    t.deepEqual(r.dir, ['big.bin', 'hello.txt', 'link', 'sub']);
+    t.is(r.hello, 'hello world\n');
+    const big = tree.nodes.get(tree.idOf('dir/big.bin'))!.content!;
+    t.is(r.bigSha, crypto.createHash('sha256').update(big).digest('hex'), 'large reads (writev) too');
+    await session.stop('done');
+    await ran;
+    t.is(mountAt(mnt), undefined);
+  });
+}
 
 fuseTest('mounting checks: missing mountpoint, a file, an occupied mountpoint', async (t) => {
   t.timeout(LIMIT);

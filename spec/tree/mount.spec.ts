@@ -189,6 +189,11 @@ fuseTest('pid reuse: a new number, the old by-ino is ENOENT, a descriptor opened
   t.true(await until(() => out.includes('open\n'), 10_000));
   victim.kill('SIGKILL');
   await exited(victim);
+  // The kernel caches the name for the entry timeout until the exit invalidation lands (within
+  // milliseconds, see the exit test); a pid reused before that would still resolve to the old handle.
+  let gone = '';
+  for (const end = Date.now() + 10_000; Date.now() < end && gone !== 'ENOENT'; ) gone = await statError(`${mnt}/pid/${pid}`);
+  t.is(gone, 'ENOENT', 'the exited name is dropped');
   let reused = false;
   for (let attempt = 0; attempt < 50 && !reused; attempt++) {
     fs.writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));

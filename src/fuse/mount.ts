@@ -16,7 +16,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { DevFuseChannel, type DevFuseChannelOptions } from './device.js';
+import { DevFuseChannel, type DevFuseChannelOptions, type ReadMechanism } from './device.js';
 import { FuseSession, type SessionOptions } from './session.js';
 import type { LowLevelFileSystem } from './types.js';
 
@@ -532,6 +532,8 @@ export async function mountFuse(
 
 export interface ServeOptions extends Omit<SessionOptions, 'unmount' | 'entryTimeout' | 'attrTimeout' | 'debug'> {
   cleanStale?: boolean;
+  /** Force how /dev/fuse is read (benchmarks, tests); default: the best available. */
+  reader?: ReadMechanism;
 }
 
 /**
@@ -547,9 +549,9 @@ export async function serve(
   serveOptions: ServeOptions = {},
 ): Promise<FuseSession> {
   const opts = parseMountOptions(options as Partial<MountOptions>);
-  const { cleanStale, ...sessionOpts } = serveOptions;
+  const { cleanStale, reader, ...sessionOpts } = serveOptions;
   const m = await mountFuse(mountpoint, opts, logger, { cleanStale: cleanStale ?? false });
-  const channel = m.createChannel();
+  const channel = m.createChannel(reader ? { mechanism: reader } : {});
   let session: FuseSession;
   try {
     session = new FuseSession(filesystem, channel, logger, {

@@ -179,6 +179,11 @@ const COPY_LIMIT = 64 * 1024;
 const OUT_BUFFER_SIZE = 256 * 1024 + 4096;
 
 export class FuseSession {
+  /** How the channel reads requests ('native', 'uv-pipe', 'threadpool'), when it says. */
+  get readMechanism(): string | undefined {
+    return this.channel.mechanism;
+  }
+
   readonly stats: SessionStats = { requests: 0, replies: 0, failedReplies: 0, givenBack: 0, malformed: 0, forgets: 0 };
   readonly notifier: Notifier;
   /**

@@ -166,7 +166,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     tree.startSweeping();
     const conn = session.connection!;
     log.info(
-      { version: options.version, mountpoint, state: statePath, options: mountOptions, protocol: `${conn.major}.${conn.minor}`, kernelProtocol: `${conn.kernelMajor}.${conn.kernelMinor}` },
+      { version: options.version, mountpoint, state: statePath, options: mountOptions, protocol: `${conn.major}.${conn.minor}`, reader: session.readMechanism, kernelProtocol: `${conn.kernelMajor}.${conn.kernelMinor}` },
       'handlefs started',
     );
     options.onReady?.(status());

@@ -21,6 +21,8 @@ export interface ServiceStatus {
   mountpoint: string;
   uptimeSeconds: number;
   protocol: string | null;
+  /** How /dev/fuse is read: 'native' (the helper), 'uv-pipe' or 'threadpool' (fallbacks). */
+  reader: string | null;
   kinds: Record<string, KindCounts>;
   counters: TableCounters;
   requests: SessionStats | null;
@@ -69,6 +71,7 @@ export function collectStatus(s: StatusSources): ServiceStatus {
     mountpoint: s.mountpoint,
     uptimeSeconds: Math.round((Date.now() - s.startedAt) / 1000),
     protocol: conn ? `${conn.major}.${conn.minor}` : null,
+    reader: s.session?.readMechanism ?? null,
     kinds,
     counters: s.table.counters(),
     requests: s.session ? { ...s.session.stats } : null,
@@ -89,7 +92,7 @@ function duration(seconds: number): string {
 /** The human-readable form of `handlefs status`. */
 export function formatStatus(s: ServiceStatus): string {
   const lines = [
-    `handlefs ${s.version} serving ${s.mountpoint} (pid ${s.pid}, FUSE ${s.protocol ?? '?'}), up ${duration(s.uptimeSeconds)}`,
+    `handlefs ${s.version} serving ${s.mountpoint} (pid ${s.pid}, FUSE ${s.protocol ?? '?'}, ${s.reader ?? '?'} reader), up ${duration(s.uptimeSeconds)}`,
     '',
     'handles       live  pinned  dead  in kernel',
   ];

@@ -3,10 +3,8 @@
  * Nothing loads it until a real source needs a pidfd or a namespace ioctl, so the fakes and
  * everything else work without it.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { addonLoader, NativeHelperMissingError } from '../util/addon.js';
 
 export type NsIoctlFdOp = 'NS_GET_USERNS' | 'NS_GET_PARENT';
 export type NsIoctlIntOp = 'NS_GET_NSTYPE' | 'NS_GET_OWNER_UID';
@@ -41,61 +39,18 @@ export interface NativeError extends Error {
 
 export const NATIVE_FILE = join('build', 'Release', 'handlefs_native.node');
 export const NATIVE_MISSING_MESSAGE = 'handlefs native helper not built: run `npm run build:native`';
+export { NativeHelperMissingError };
 
-export class NativeHelperMissingError extends Error {
-  readonly code = 'ERR_HANDLEFS_NATIVE_MISSING';
-  constructor(readonly searched: readonly string[], cause?: unknown) {
-    super(`${NATIVE_MISSING_MESSAGE} (looked for ${searched.join(', ')})`, { cause });
-    this.name = 'NativeHelperMissingError';
-  }
-}
-
-function candidatePaths(): string[] {
-  const env = process.env['HANDLEFS_NATIVE'];
-  if (env) return [env];
-  // src/sources/native.ts in development, dist/<chunk>.js once bundled: walk up to the package root.
-  const out: string[] = [];
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    out.push(join(dir, NATIVE_FILE));
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return out;
-}
-
-let cached: NativeHelper | null = null;
-let cachedError: NativeHelperMissingError | null = null;
+const loader = addonLoader<NativeHelper>({ file: 'handlefs_native.node', envVar: 'HANDLEFS_NATIVE', label: 'handlefs native helper' });
 
 /** Loads the helper (once). Throws NativeHelperMissingError when it is not built. */
 export function loadNative(): NativeHelper {
-  if (cached) return cached;
-  if (cachedError) throw cachedError;
-  const paths = candidatePaths();
-  const found = paths.find((p) => existsSync(p));
-  if (found === undefined) {
-    cachedError = new NativeHelperMissingError(paths);
-    throw cachedError;
-  }
-  try {
-    const require = createRequire(import.meta.url);
-    cached = require(found) as NativeHelper;
-    return cached;
-  } catch (err) {
-    cachedError = new NativeHelperMissingError([found], err);
-    throw cachedError;
-  }
+  return loader.load();
 }
 
 /** The helper, or null when it is not built. */
 export function tryLoadNative(): NativeHelper | null {
-  try {
-    return loadNative();
-  } catch (err) {
-    if (err instanceof NativeHelperMissingError) return null;
-    throw err;
-  }
+  return loader.tryLoad();
 }
 
 export function errnoCode(err: unknown): string | undefined {
