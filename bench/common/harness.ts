@@ -194,21 +194,26 @@ export async function stopServer(child: ChildProcess, mnt: string): Promise<numb
 // ---------- placement and measuring ----------
 
 /** Where the server and the client threads may run. */
-export type Placement = 'one-cpu' | 'unpinned';
+/**
+ * Where server and client run: one-cpu = both on CPU 0; split = server on CPU 0, client on CPU 1;
+ * unpinned = wherever the scheduler puts them.
+ */
+export type Placement = 'one-cpu' | 'split' | 'unpinned';
 export const PLACEMENTS: Placement[] = ['one-cpu', 'unpinned'];
 
-/** Moves every thread of a process to CPU 0 (one-cpu) or back to all CPUs (unpinned). */
+/** Moves every thread of a server to CPU 0 (one-cpu, split) or back to all CPUs (unpinned). */
 export function place(pid: number, placement: Placement): void {
-  const cpus = placement === 'one-cpu' ? '0' : `0-${os.cpus().length - 1}`;
+  const cpus = placement === 'unpinned' ? `0-${os.cpus().length - 1}` : '0';
   execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
 }
 
-/** Runs the stat client (pinned to CPU 0 for one-cpu); stat/s, or the number of names for seconds 0. */
+/** Runs the stat client (on CPU 0 for one-cpu, CPU 1 for split); stat/s, or the number of names for seconds 0. */
 export function measure(client: string, mnt: string, nameFile: string, seconds: number, threads: number, placement: Placement): number {
   const args = [mnt, nameFile, String(seconds), String(threads)];
+  const cpu = placement === 'one-cpu' ? '0' : placement === 'split' ? '1' : undefined;
   const out =
-    placement === 'one-cpu'
-      ? execFileSync('taskset', ['-c', '0', client, ...args], { encoding: 'utf8' })
+    cpu !== undefined
+      ? execFileSync('taskset', ['-c', cpu, client, ...args], { encoding: 'utf8' })
       : execFileSync(client, args, { encoding: 'utf8' });
   return Number(out.trim());
 }

@@ -13,7 +13,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  PLACEMENTS,
   REF_SERVER,
   STAT_CLIENT,
   arg,
@@ -45,6 +44,7 @@ const FILES = arg('files', 1000);
 const SECONDS = arg('seconds', 2);
 const ROUNDS = arg('rounds', 5);
 const THREADS = [1, 2];
+const PLACEMENTS: Placement[] = ['one-cpu', 'split', 'unpinned'];
 const WRITE = flag('write');
 
 type Kind = 'ts' | 'ts-pipe' | 'c' | 'c-epoll';
@@ -143,13 +143,14 @@ async function main(): Promise<void> {
       'handle, used when the helper is not built), and `ref-server.c` with an epoll loop (epoll_wait, then non-blocking reads ' +
       'until EAGAIN: the native reader\'s mechanism) to ' +
       `separate the cost of the mechanism from the cost of JavaScript. ${ROUNDS} rounds × ${SECONDS} s per figure, server order ` +
-      'rotating each round, each server measured pinned to one CPU and unpinned; medians.',
+      'rotating each round, each server measured in three placements; medians.',
   );
   lines.push('');
   lines.push(`Machine: ${machine()}.`);
   lines.push('');
   const PLACEMENT_TEXT: Record<Placement, string> = {
     'one-cpu': 'server and client pinned to CPU 0 (taskset): throughput = 1 / (CPU time per stat); reproducible',
+    split: 'server on CPU 0, client on CPU 1: every request and reply is a cross-CPU wake-up; throughput = 1 / round-trip latency',
     unpinned: 'no pinning: the scheduler decides; on this VM a cross-CPU wake-up costs tens of µs, so rounds are bimodal',
   };
   for (const placement of PLACEMENTS) {
