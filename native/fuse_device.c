@@ -14,6 +14,12 @@
  *       One write(2)/writev(2) = one reply; the result is returned, never thrown, because a
  *       failed reply is routine (ENOENT: the request was interrupted).
  *
+ *   socketpair() -> [fd, fd]          AF_UNIX stream pair, close-on-exec (fusermount3's channel)
+ *   recvFd(sock) -> fd | -errno       one descriptor passed with SCM_RIGHTS (close-on-exec),
+ *                                     without waiting: -EAGAIN when none has arrived
+ *       fusermount3 mounts for users without root and hands back the /dev/fuse descriptor this
+ *       way (the _FUSE_COMMFD protocol); Node cannot receive descriptors by itself.
+ *
  * Why: per request Node's path costs a libuv loop turn and a C++->JS callback for every read,
  * and fs.readSync/fs.writeSync validate their arguments and build an Error object for EAGAIN.
  * Here a wake-up reads every queued request in one callback scope, and an empty queue costs one
@@ -25,6 +31,8 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -295,12 +303,60 @@ static napi_value writev_js(napi_env env, napi_callback_info info) {
   return result_of(env, writev(fd, iov, (int)count));
 }
 
+static napi_value socketpair_js(napi_env env, napi_callback_info info) {
+  (void)info;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+    napi_throw_error(env, "ESOCKETPAIR", strerror(errno));
+    return NULL;
+  }
+  napi_value arr, a, b;
+  NAPI_CALL(env, napi_create_array_with_length(env, 2, &arr));
+  NAPI_CALL(env, napi_create_int32(env, sv[0], &a));
+  NAPI_CALL(env, napi_create_int32(env, sv[1], &b));
+  NAPI_CALL(env, napi_set_element(env, arr, 0, a));
+  NAPI_CALL(env, napi_set_element(env, arr, 1, b));
+  return arr;
+}
+
+static napi_value recv_fd_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t sock;
+  if (argc < 1 || !get_fd(env, argv[0], &sock)) return throw_type(env, "recvFd(sock): bad descriptor");
+  char byte;
+  struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+  ssize_t n;
+  do n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  int result = -EPROTO;
+  if (n < 0) result = -errno;
+  else if (n == 0) result = -ECONNRESET; /* closed without sending anything */
+  else {
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+      memcpy(&result, CMSG_DATA(c), sizeof(int));
+  }
+  napi_value v;
+  NAPI_CALL(env, napi_create_int32(env, result, &v));
+  return v;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
     {"startReader", NULL, start_reader_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"stopReader", NULL, stop_reader_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"write", NULL, write_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"writev", NULL, writev_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"socketpair", NULL, socketpair_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"recvFd", NULL, recv_fd_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -3,7 +3,7 @@
  * each read, synchronously, from one reused buffer, and end cleanly.
  */
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -84,23 +84,20 @@ test('the FUSE device helper is built and is the default reader', (t) => {
   t.is(bestReadMechanism(), 'native');
 });
 
-function fifoPair(t: import('ava').ExecutionContext): { rfd: number; wfd: number } {
+function fifoPair(t: import('ava').ExecutionContext): { rfd: number; wfd: number; close: (fd: number) => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fuse-dev-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const fifo = path.join(dir, 'q');
   execFileSync('mkfifo', [fifo]);
   const rfd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   const wfd = fs.openSync(fifo, 'w');
-  t.teardown(() => {
-    for (const fd of [rfd, wfd]) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        /* closed by the test */
-      }
-    }
-  });
-  return { rfd, wfd };
+  const open = new Set([rfd, wfd]);
+  // Tests close through this, so teardown never closes a number another test has been given since.
+  const close = (fd: number): void => {
+    if (open.delete(fd)) fs.closeSync(fd);
+  };
+  t.teardown(() => [...open].forEach(close));
+  return { rfd, wfd, close };
 }
 
 test('native writes return -errno instead of throwing, and write whole messages', (t) => {
@@ -119,7 +116,7 @@ test('native writes return -errno instead of throwing, and write whole messages'
 
 test('native reader: onRequest may stop the reader, promises settle after each wake-up, errors end it once', async (t) => {
   const addon = fuseDeviceAddon.load();
-  const { rfd, wfd } = fifoPair(t);
+  const { rfd, wfd, close } = fifoPair(t);
   const buf = Buffer.alloc(64);
   const seen: number[] = [];
   let settled = 0;
@@ -149,8 +146,38 @@ test('native reader: onRequest may stop the reader, promises settle after each w
       return true;
     });
   });
-  fs.closeSync(wfd);
+  close(wfd);
   await done;
   t.deepEqual(ends, [4, -19], 'then ENODEV once (read returned 0)');
   t.throws(() => addon.startReader(rfd, Buffer.alloc(0), () => true), { message: /non-empty/ });
+});
+
+test('socketpair + recvFd: a descriptor passed with SCM_RIGHTS arrives; nothing yet is -EAGAIN; a closed peer -ECONNRESET', async (t) => {
+  const addon = fuseDeviceAddon.load();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fuse-dev-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'passed');
+  fs.writeFileSync(file, 'x');
+  const [ours, theirs] = addon.socketpair();
+  const open = new Set([ours, theirs]);
+  const close = (fd: number): void => {
+    if (open.delete(fd)) fs.closeSync(fd);
+  };
+  t.teardown(() => [...open].forEach(close)); // only ours: a closed number may belong to another test by then
+  t.is(addon.recvFd(ours), -11, 'EAGAIN: nothing sent yet, and no waiting');
+  // The sender is another process, as fusermount3 is: python3 (node-gyp's own prerequisite).
+  const sender = `import os, socket; s = socket.socket(fileno=3); socket.send_fds(s, [b"\\0"], [os.open(${JSON.stringify(file)}, os.O_RDONLY)])`;
+  const r = await new Promise<number | null>((resolve) => {
+    const p = spawn('python3', ['-c', sender], { stdio: ['ignore', 'ignore', 'inherit', theirs] });
+    p.on('exit', resolve);
+  });
+  t.is(r, 0);
+  const fd = addon.recvFd(ours);
+  t.true(fd >= 0, `recvFd: ${fd}`);
+  t.is(fs.fstatSync(fd).ino, fs.statSync(file).ino, 'the very file the sender opened');
+  t.is(fs.readFileSync(fd, 'utf8'), 'x');
+  fs.closeSync(fd);
+  close(theirs);
+  t.is(addon.recvFd(ours), -104, 'ECONNRESET: the peer closed without sending');
+  t.throws(() => addon.recvFd(-1 as number), { message: /bad descriptor/ });
 });

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { DEFAULT_MOUNT_OPTIONS, MountOptionError, StaleMountError, kernelMountOptions, parseMountOptions } from '../../src/fuse/index.js';
+import { DEFAULT_MOUNT_OPTIONS, MountOptionError, StaleMountError, kernelMountOptions, parseMountOptions, userMountOptions } from '../../src/fuse/index.js';
 
 test('defaults', (t) => {
   t.deepEqual(parseMountOptions(), { ...DEFAULT_MOUNT_OPTIONS });
@@ -62,6 +62,14 @@ test('kernel mount option string', (t) => {
   t.is(
     kernelMountOptions(parseMountOptions('allow_other,default_permissions,max_read=65536'), 3, 1000, 100),
     'fd=3,rootmode=40000,user_id=1000,group_id=100,allow_other,default_permissions,max_read=65536,ro,nosuid,nodev',
+  );
+});
+
+test('fusermount3 option string: no fd, rootmode or ids (fusermount3 adds them); names as options', (t) => {
+  t.is(userMountOptions(parseMountOptions()), 'fsname=handlefs,subtype=handlefs,ro,nosuid,nodev');
+  t.is(
+    userMountOptions(parseMountOptions('fsname=myfs,subtype=sub_1,allow_other,default_permissions,max_read=65536')),
+    'fsname=myfs,subtype=sub_1,allow_other,default_permissions,max_read=65536,ro,nosuid,nodev',
   );
 });
 

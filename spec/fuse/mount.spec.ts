@@ -20,6 +20,7 @@ import {
   FuseSession,
   StaleMountError,
   inspectMountpoint,
+  findFusermount,
   mountAt,
   mountFuse,
   serve,
@@ -76,8 +77,14 @@ async function until(cond: () => boolean, ms: number, step?: () => Promise<void>
   return cond();
 }
 
-function startServerChild(t: ExecutionContext, mnt: string, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER, mnt], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/** Runs a command as nobody (65534): setpriv, no supplementary groups. */
+const NOBODY = 65534;
+const AS_NOBODY = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];
+
+function startServerChild(t: ExecutionContext, mnt: string, env: NodeJS.ProcessEnv = {}, asNobody = false): Promise<ChildProcess> {
+  const argv = [process.execPath, '--import', 'tsx', SERVER, mnt];
+  if (asNobody) argv.unshift(...AS_NOBODY);
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -291,6 +298,70 @@ for (const mechanism of ['uv-pipe', 'threadpool'] as const) {
     t.is(mountAt(mnt), undefined);
   });
 }
+
+/** /dev/fuse as a standard system has it (0666, set by udev) for the rest of the test. */
+function userUsableFuseDevice(t: ExecutionContext): void {
+  const mode = fs.statSync('/dev/fuse').mode & 0o777;
+  if ((mode & 0o006) === 0o006) return;
+  fs.chmodSync('/dev/fuse', 0o666);
+  t.teardown(() => fs.chmodSync('/dev/fuse', mode));
+}
+
+function asNobody(cmd: string, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(AS_NOBODY[0]!, [...AS_NOBODY.slice(1), cmd, ...args], { encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+fuseTest('without root: fusermount3 mounts, the user reads, other users are refused, SIGTERM unmounts', async (t) => {
+  t.timeout(LIMIT);
+  t.truthy(findFusermount(), 'fusermount3 is not installed: apt-get install fuse3 (the README test command does)');
+  if (!findFusermount()) return;
+  const mnt = tmpMount(t);
+  fs.chownSync(mnt, NOBODY, NOBODY);
+  userUsableFuseDevice(t);
+  const child = await startServerChild(t, mnt, {}, true);
+  const m = mountAt(mnt);
+  t.is(m?.fstype, 'fuse.handlefs');
+  t.is(m?.source, 'handlefs');
+  const line = fs.readFileSync('/proc/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === mnt) ?? '';
+  t.regex(line, new RegExp(` ro,nosuid,nodev,.*user_id=${NOBODY},group_id=${NOBODY}`), 'a user mount: read-only, nosuid, nodev, owned by nobody');
+  const cat = asNobody('cat', path.join(mnt, 'top.txt'));
+  t.is(cat.stdout, 'top\n', cat.stderr);
+  const ls = asNobody('ls', path.join(mnt, 'dir'));
+  t.deepEqual(ls.stdout.trim().split('\n'), ['big.bin', 'hello.txt', 'link', 'sub']);
+  // Without allow_other the kernel lets no other user in, root included.
+  t.is((await client(mnt, 'stat', 'top.txt')).code, 'EACCES');
+  child.kill('SIGTERM');
+  const { code } = await exitOf(child);
+  t.is(code, 0);
+  t.is(mountAt(mnt), undefined, 'unmounted through fusermount3 -u');
+});
+
+fuseTest('without root: a clear error when /dev/fuse is closed to the user or fusermount3 refuses', async (t) => {
+  t.timeout(LIMIT);
+  if (!findFusermount()) {
+    t.fail('fusermount3 is not installed: apt-get install fuse3 (the README test command does)');
+    return;
+  }
+  const mnt = tmpMount(t);
+  fs.chownSync(mnt, NOBODY, NOBODY);
+  const mode = fs.statSync('/dev/fuse').mode & 0o777;
+  fs.chmodSync('/dev/fuse', 0o600);
+  t.teardown(() => fs.chmodSync('/dev/fuse', mode));
+  const closed = spawnSync(AS_NOBODY[0]!, [...AS_NOBODY.slice(1), process.execPath, '--import', 'tsx', SERVER, mnt], { encoding: 'utf8', timeout: 30_000 });
+  t.not(closed.status, 0);
+  t.regex(closed.stderr, /\/dev\/fuse is not readable and writable by uid 65534 \(mode 0600\).*chmod 0666 \/dev\/fuse/);
+  t.is(mountAt(mnt), undefined);
+
+  // A mountpoint the user may not write to: fusermount3's own refusal is passed on.
+  fs.chmodSync('/dev/fuse', 0o666);
+  const rootsDir = tmpMount(t);
+  fs.chmodSync(rootsDir, 0o755);
+  const refused = spawnSync(AS_NOBODY[0]!, [...AS_NOBODY.slice(1), process.execPath, '--import', 'tsx', SERVER, rootsDir], { encoding: 'utf8', timeout: 30_000 });
+  t.not(refused.status, 0);
+  t.regex(refused.stderr, /fusermount3 failed at .*: .*fusermount3: user has no write access to mountpoint/);
+  t.is(mountAt(rootsDir), undefined);
+});
 
 fuseTest('mounting checks: missing mountpoint, a file, an occupied mountpoint', async (t) => {
   t.timeout(LIMIT);

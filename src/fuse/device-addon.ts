@@ -23,6 +23,10 @@ export interface FuseDeviceAddon {
   write(fd: number, buf: Uint8Array, len: number): number;
   /** One writev(2) of at most 64 pieces: bytes written, or -errno. */
   writev(fd: number, bufs: readonly Uint8Array[]): number;
+  /** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): two connected descriptors. */
+  socketpair(): [number, number];
+  /** One descriptor received with SCM_RIGHTS (close-on-exec), without waiting; or -errno (-EAGAIN: none yet). */
+  recvFd(sock: number): number;
 }
 
 export const fuseDeviceAddon = addonLoader<FuseDeviceAddon>({

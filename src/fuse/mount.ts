@@ -3,11 +3,13 @@
  *
  * As root we open /dev/fuse ourselves and run
  *   mount -i -t fuse.<subtype> -o fd=3,rootmode=40000,user_id=U,group_id=G,... <fsname> <mountpoint>
- * with the descriptor passed to mount(8) as its fd 3. Without root the usual route is fusermount3,
- * which hands the descriptor back over a unix socket (SCM_RIGHTS); Node cannot receive descriptors
- * that way without native code, so we refuse with a clear message instead.
+ * with the descriptor passed to mount(8) as its fd 3. Without root we run the setuid fusermount3
+ * (Debian package fuse3) with one end of a socket pair as its fd 3 (`_FUSE_COMMFD=3`); it mounts
+ * and hands the /dev/fuse descriptor back over the socket (SCM_RIGHTS), received by the FUSE
+ * device helper because Node cannot receive descriptors; `fusermount3 -u` unmounts.
  *
- * No path leaves a dead mount behind: unmount() tries `umount`, then `umount -l`; the session
+ * No path leaves a dead mount behind: unmount() tries `umount`, then `umount -l` (for a user,
+ * `fusermount3 -u`, then `-u -z`); the session
  * unmounts when it ends for any reason; and a process 'exit' hook closes the device and lazily
  * unmounts whatever is still mounted (uncaught exceptions included). Only SIGKILL can leave a
  * stale mount, and inspectMountpoint() recognises one (stat → ENOTCONN) and says how to fix it.
@@ -16,7 +18,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { getSystemErrorName } from 'node:util';
+import { fuseDeviceAddon, type FuseDeviceAddon } from './device-addon.js';
 import { DevFuseChannel, type DevFuseChannelOptions, type ReadMechanism } from './device.js';
+import { closeQuietly } from './device-readers.js';
 import { FuseSession, type SessionOptions } from './session.js';
 import type { LowLevelFileSystem } from './types.js';
 
@@ -313,11 +318,11 @@ interface CmdResult {
   timedOut: boolean;
 }
 
-function runCmd(cmd: string, args: string[], opts: { timeoutMs: number; fd?: number }): Promise<CmdResult> {
+function runCmd(cmd: string, args: string[], opts: { timeoutMs: number; fd?: number; env?: Record<string, string> }): Promise<CmdResult> {
   return new Promise((resolve) => {
     const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe'];
     if (opts.fd !== undefined) stdio.push(opts.fd);
-    const child = spawn(cmd, args, { stdio, env: { ...process.env, LC_ALL: 'C' } });
+    const child = spawn(cmd, args, { stdio, env: { ...process.env, ...opts.env, LC_ALL: 'C' } });
     let stderr = '';
     let timedOut = false;
     child.stdout?.on('data', () => undefined);
@@ -347,6 +352,7 @@ function runCmd(cmd: string, args: string[], opts: { timeoutMs: number; fd?: num
 export async function unmount(mountpoint: string, logger?: Logger, timeoutMs = 10_000): Promise<void> {
   const p = path.resolve(mountpoint);
   if (!mountAt(p)) return;
+  if (!isRoot()) return userUnmount(p, logger, timeoutMs);
   const r = await runCmd('umount', ['-i', '-c', p], { timeoutMs });
   if (r.code === 0 || !mountAt(p)) {
     logger?.info({ mountpoint: p }, 'unmounted');
@@ -361,11 +367,61 @@ export async function unmount(mountpoint: string, logger?: Logger, timeoutMs = 1
   throw new MountError(`could not unmount ${p}: ${l.stderr || r.stderr}`, 'EBUSY', p);
 }
 
-/** Removes a stale mount (umount -l). */
+/** Without root: `fusermount3 -u`, then `fusermount3 -u -z` (lazy). */
+async function userUnmount(p: string, logger: Logger | undefined, timeoutMs: number): Promise<void> {
+  const cmd = findFusermount() ?? 'fusermount3';
+  const r = await runCmd(cmd, ['-u', '-q', '--', p], { timeoutMs });
+  if (r.code === 0 || !mountAt(p)) {
+    logger?.info({ mountpoint: p }, 'unmounted');
+    return;
+  }
+  logger?.warn({ mountpoint: p, stderr: r.stderr, timedOut: r.timedOut }, 'fusermount3 -u failed; detaching lazily (-z)');
+  const l = await runCmd(cmd, ['-u', '-z', '-q', '--', p], { timeoutMs });
+  if (l.code === 0 || !mountAt(p)) {
+    logger?.info({ mountpoint: p }, 'unmounted (lazy)');
+    return;
+  }
+  throw new MountError(`could not unmount ${p}: ${l.stderr || r.stderr}`, 'EBUSY', p);
+}
+
+function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+let fusermountPath: string | null | undefined;
+/** fusermount3 on PATH (or in /usr/bin, /bin), else undefined. */
+export function findFusermount(): string | undefined {
+  if (fusermountPath === undefined) {
+    const dirs = [...(process.env['PATH'] ?? '').split(':').filter(Boolean), '/usr/bin', '/bin'];
+    fusermountPath = dirs.map((d) => path.join(d, 'fusermount3')).find((f) => {
+      try {
+        fs.accessSync(f, fs.constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    }) ?? null;
+  }
+  return fusermountPath ?? undefined;
+}
+
+/** The -o string given to fusermount3, which adds fd, rootmode, user_id and group_id itself. */
+export function userMountOptions(o: MountOptions): string {
+  const parts = [`fsname=${o.fsname}`, `subtype=${o.subtype}`];
+  if (o.allowOther) parts.push('allow_other');
+  if (o.defaultPermissions) parts.push('default_permissions');
+  if (o.maxRead !== undefined) parts.push(`max_read=${o.maxRead}`);
+  parts.push('ro', 'nosuid', 'nodev');
+  return parts.join(',');
+}
+
+/** Removes a stale mount (umount -l; fusermount3 -u -z without root). */
 export async function cleanStaleMount(mountpoint: string, logger?: Logger): Promise<void> {
   const p = path.resolve(mountpoint);
-  logger?.warn({ mountpoint: p }, 'removing stale FUSE mount (umount -l)');
-  const r = await runCmd('umount', ['-i', '-c', '-l', p], { timeoutMs: 10_000 });
+  logger?.warn({ mountpoint: p }, 'removing stale FUSE mount (lazy unmount)');
+  const r = isRoot()
+    ? await runCmd('umount', ['-i', '-c', '-l', p], { timeoutMs: 10_000 })
+    : await runCmd(findFusermount() ?? 'fusermount3', ['-u', '-z', '-q', '--', p], { timeoutMs: 10_000 });
   if (r.code !== 0 && mountAt(p)) {
     throw new MountError(`could not remove the stale mount at ${p}: ${r.stderr}`, 'EBUSY', p);
   }
@@ -459,7 +515,8 @@ export class FuseMount {
       }
     }
     if (mountAt(this.mountpoint)) {
-      spawnSync('umount', ['-i', '-c', '-l', this.mountpoint], { stdio: 'ignore', timeout: 5000 });
+      const [cmd, args] = isRoot() ? ['umount', ['-i', '-c', '-l']] : [findFusermount() ?? 'fusermount3', ['-u', '-z', '-q', '--']];
+      spawnSync(cmd, [...args, this.mountpoint], { stdio: 'ignore', timeout: 5000 });
     }
     this.done = true;
     live.delete(this);
@@ -467,8 +524,9 @@ export class FuseMount {
 }
 
 /**
- * Opens /dev/fuse and mounts it at `mountpoint`. Needs root. Fails with StaleMountError when a dead
- * FUSE mount is in the way (unless cleanStale), MountError otherwise.
+ * Opens /dev/fuse and mounts it at `mountpoint`: as root through mount(8), otherwise through
+ * fusermount3. Fails with StaleMountError when a dead FUSE mount is in the way (unless
+ * cleanStale), MountError otherwise.
  */
 export async function mountFuse(
   mountpoint: string,
@@ -480,14 +538,17 @@ export async function mountFuse(
   const p = path.resolve(mountpoint);
   const uid = process.getuid?.() ?? -1;
   const gid = process.getgid?.() ?? -1;
+  let user: { fusermount: string; addon: FuseDeviceAddon } | undefined;
   if (uid !== 0) {
-    throw new MountError(
-      `mounting ${p} needs root (running as uid ${uid}). Without root FUSE mounts go through ` +
-        'fusermount3, which passes the /dev/fuse descriptor back over a unix socket (SCM_RIGHTS); ' +
-        'Node cannot receive descriptors that way without native code. Run as root (or with CAP_SYS_ADMIN).',
-      'EPERM',
-      p,
-    );
+    const fusermount = findFusermount();
+    const addon = fuseDeviceAddon.tryLoad();
+    if (!fusermount || !addon) {
+      const missing = !fusermount
+        ? 'fusermount3 is not installed (Debian package fuse3)'
+        : 'receiving the descriptor it passes back needs the FUSE device helper, which is not built (npm run build:native)';
+      throw new MountError(`mounting ${p} as uid ${uid} (not root) goes through fusermount3, but ${missing}. Or run as root.`, 'EPERM', p);
+    }
+    user = { fusermount, addon };
   }
   if (!fs.existsSync('/dev/fuse')) {
     throw new MountError('/dev/fuse does not exist (load the fuse module: modprobe fuse)', 'ENOENT', p);
@@ -516,6 +577,12 @@ export async function mountFuse(
       throw new MountError(`cannot use mountpoint ${p}: ${state.code}`, state.code, p);
   }
 
+  if (user) {
+    checkDeviceAccess(uid, p);
+    const fd = await mountAsUser(user.fusermount, user.addon, opts, p, req.timeoutMs ?? 15_000, logger);
+    logger.info({ mountpoint: p, type: `fuse.${opts.subtype}`, source: opts.fsname, via: 'fusermount3' }, 'mounted');
+    return new FuseMount(fd, p, opts, logger);
+  }
   const fd = fs.openSync('/dev/fuse', fs.constants.O_RDWR);
   const args = ['-i', '-t', `fuse.${opts.subtype}`, '-o', kernelMountOptions(opts, 3, uid, gid), opts.fsname, p];
   logger.debug({ cmd: ['mount', ...args].join(' ') }, 'mounting');
@@ -569,4 +636,43 @@ export async function serve(
   }
   void session.run().catch(() => undefined);
   return session;
+}
+
+/**
+ * fusermount3's protocol: it gets one end of a socket pair as fd 3 (named by _FUSE_COMMFD), opens
+ * /dev/fuse, mounts, sends the descriptor over the socket and exits; the descriptor waits in the
+ * socket until we receive it.
+ */
+async function mountAsUser(fusermount: string, addon: FuseDeviceAddon, opts: MountOptions, p: string, timeoutMs: number, logger: Logger): Promise<number> {
+  const [ours, theirs] = addon.socketpair();
+  try {
+    const args = ['-o', userMountOptions(opts), '--', p];
+    logger.debug({ cmd: [fusermount, ...args].join(' ') }, 'mounting');
+    const r = await runCmd(fusermount, args, { timeoutMs, fd: theirs, env: { _FUSE_COMMFD: '3' } });
+    const fd = r.code === 0 ? addon.recvFd(ours) : -1;
+    if (fd >= 0) return fd;
+    if (mountAt(p)) await userUnmount(p, logger, 10_000).catch(() => undefined);
+    if (r.code !== 0) {
+      throw new MountError(`fusermount3 failed at ${p}: ${r.timedOut ? 'timed out' : r.stderr || `exit ${r.code}`}`, 'EMOUNT', p);
+    }
+    throw new MountError(`fusermount3 mounted ${p} but passed no descriptor back (${getSystemErrorName(fd)})`, 'EMOUNT', p);
+  } finally {
+    closeQuietly(ours);
+    closeQuietly(theirs);
+  }
+}
+
+/** fusermount3 opens /dev/fuse as the calling user: say so when the user cannot. */
+function checkDeviceAccess(uid: number, p: string): void {
+  try {
+    fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK);
+  } catch {
+    const mode = (fs.statSync('/dev/fuse').mode & 0o777).toString(8).padStart(4, '0');
+    throw new MountError(
+      `/dev/fuse is not readable and writable by uid ${uid} (mode ${mode}), and fusermount3 opens it as the calling user. ` +
+        'Standard systems make it 0666 (udev); here: chmod 0666 /dev/fuse as root, or mount as root.',
+      'EACCES',
+      p,
+    );
+  }
 }

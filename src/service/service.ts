@@ -93,7 +93,7 @@ export function checkPrivileges(): void {
   if (!fs.existsSync('/dev/fuse')) throw new CliError('/dev/fuse does not exist', EXIT.noFuseDevice, 'load the fuse module (modprobe fuse) or run where FUSE is available');
   if (process.getuid?.() !== 0) {
     throw new CliError(
-      'mounting needs root: handlefs opens /dev/fuse itself and cannot take a descriptor from fusermount3',
+      "mounting handlefs needs root: it reads every process's namespaces (/proc/PID/ns) and holds their descriptors",
       EXIT.notRoot,
       'run it as root (sudo handlefs mount ...)',
     );

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite needs on the host, if missing (idempotent):
+#   fuse3  fusermount3, through which a user without root mounts (spec/fuse/mount.spec.ts).
+# gcc and libfuse3-dev for the benchmarks are installed by the benchmarks themselves.
+set -euo pipefail
+missing=()
+command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "host-deps: please install ${missing[*]} (Debian/Ubuntu: apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "host-deps: installing ${missing[*]}" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
