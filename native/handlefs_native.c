@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include <node_api.h>
+#include "napi_helpers.h"
 #include <uv.h>
 
 #ifndef __NR_pidfd_open
@@ -103,26 +104,7 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall_name) {
   return NULL;
 }
 
-static napi_value throw_type(napi_env env, const char *msg) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-  return NULL;
-}
 
-#define NAPI_CALL(env, call)                                                   \
-  do {                                                                         \
-    if ((call) != napi_ok) {                                                   \
-      bool pending = false;                                                    \
-      napi_is_exception_pending((env), &pending);                              \
-      if (!pending) napi_throw_error((env), NULL, "N-API call failed: " #call); \
-      return NULL;                                                             \
-    }                                                                          \
-  } while (0)
-
-static int get_int_arg(napi_env env, napi_value v, int32_t *out) {
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return 0;
-  return napi_get_value_int32(env, v, out) == napi_ok;
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* pidfdOpen(pid) */
