@@ -109,6 +109,24 @@ test('put/flush/load round trip, with deletes and replacements', async (t) => {
   again.close();
 });
 
+test('open reads every row across read pages (16384 rows a page), with gaps between numbers', async (t) => {
+  // Exactly two full pages (the last query finds nothing), and one row more (a partial third page).
+  for (const n of [2 * 16384, 2 * 16384 + 1]) {
+    const file = stateFile();
+    const store = open(file);
+    const { start } = store.reserve(3 * n);
+    const rows = Array.from({ length: n }, (_, i) =>
+      record(start + i * 2 + (i % 3 === 0 ? 1 : 0), store.generation, 20_000 + i, { kind: i % 4 ? 'process' : 'namespace' }),
+    );
+    for (const r of rows) store.put(r);
+    await store.flush();
+    store.close();
+    const again = open(file);
+    t.deepEqual([...again.load()].sort((a, b) => a.ino - b.ino), rows, `${n} rows`);
+    again.close();
+  }
+});
+
 test('put of a number that was never granted is refused', (t) => {
   const store = open(stateFile());
   t.teardown(() => store.close());
