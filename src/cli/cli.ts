@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseCommand, parseMountHelper, type Command } from './args.js';
-import { CliError, EXIT } from './exit-codes.js';
+import { CliError, EXIT, asCliError } from './exit-codes.js';
 import { COMMAND_HELP, MAIN_HELP } from './help.js';
 import { createLogger } from '../log.js';
 import { mountAt, unmount, inspectMountpoint, cleanStaleMount } from '../fuse/mount.js';
@@ -54,7 +54,8 @@ async function mount(command: Extract<Command, { name: 'mount' }>): Promise<numb
       onReady: () => tell({ ready: true }),
     });
     return EXIT.ok;
-  } catch (e) {
+  } catch (caught) {
+    const e = asCliError(caught);
     if (e instanceof CliError) tell({ ready: false, code: e.exitCode, message: e.message, hint: e.hint });
     else tell({ ready: false, code: EXIT.internal, message: (e as Error).message });
     throw e;
@@ -141,7 +142,8 @@ export function runCli(argv: string[], options: { helper: boolean; version: stri
     // Everything is closed by now; should a stray handle linger, do not hang the caller.
     setTimeout(() => process.exit(), 2000).unref();
   },
-  (e: unknown) => {
+  (caught: unknown) => {
+    const e = asCliError(caught);
     if (e instanceof CliError) {
       process.stderr.write(`handlefs: ${e.message}\n${e.hint ? `handlefs: ${e.hint}\n` : ''}`);
       process.exitCode = e.exitCode;

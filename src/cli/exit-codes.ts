@@ -2,6 +2,8 @@
  * Exit codes of the handlefs command: one per failure a user can meet, so scripts can tell them
  * apart. Documented in docs/cli.md; keep the two in step.
  */
+import { ServiceRefusal, type RefusalReason } from '../service/refusal.js';
+
 export const EXIT = {
   ok: 0,
   internal: 1,
@@ -22,6 +24,27 @@ export const EXIT = {
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** The exit code of each reason the service gives for refusing to start. */
+const REFUSAL_EXIT: Record<RefusalReason, ExitCode> = {
+  badMountOption: EXIT.badMountOption,
+  mountpointMissing: EXIT.mountpointMissing,
+  notADirectory: EXIT.notADirectory,
+  notEmpty: EXIT.notEmpty,
+  alreadyMounted: EXIT.alreadyMounted,
+  staleMount: EXIT.staleMount,
+  noFuseDevice: EXIT.noFuseDevice,
+  notRoot: EXIT.notRoot,
+  stateLocked: EXIT.stateLocked,
+  stateUnreadable: EXIT.stateUnreadable,
+  stateReadOnly: EXIT.stateReadOnly,
+  mountFailed: EXIT.internal,
+};
+
+/** The service's refusals become CLI errors; anything else is passed through unchanged. */
+export function asCliError(e: unknown): unknown {
+  return e instanceof ServiceRefusal ? new CliError(e.message, REFUSAL_EXIT[e.reason], e.hint) : e;
+}
 
 /** An error the CLI prints as one line and turns into a specific exit code. */
 export class CliError extends Error {

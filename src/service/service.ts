@@ -24,7 +24,7 @@ import { STORE_TOKENS } from '../store/tokens.js';
 import type { HandleObject } from '../tree/context.js';
 import type { HandleTree } from '../tree/handle-fs.js';
 import { TREE } from '../tree/tokens.js';
-import { CliError, EXIT } from '../cli/exit-codes.js';
+import { ServiceRefusal } from './refusal.js';
 import { assembleContainer } from './container.js';
 import { ControlServer } from './control.js';
 import { collectStatus, type ServiceStatus } from './status.js';
@@ -48,7 +48,7 @@ export interface StopReport {
   status: ServiceStatus;
 }
 
-/** Parses -o options with handlefs's defaults; unknown ones are a CliError naming the option. */
+/** Parses -o options with handlefs's defaults; unknown ones are a ServiceRefusal naming the option. */
 export function mountOptionsFor(options: readonly string[]): MountOptions {
   try {
     const given = options.join(',');
@@ -60,7 +60,7 @@ export function mountOptionsFor(options: readonly string[]): MountOptions {
       attrTimeout: has('attr_timeout') ? parsed.attrTimeout : DEFAULT_TIMEOUT_SECONDS,
     };
   } catch (e) {
-    if (e instanceof MountOptionError) throw new CliError(e.message, EXIT.badMountOption, "run 'handlefs mount --help' for the options");
+    if (e instanceof MountOptionError) throw new ServiceRefusal(e.message, 'badMountOption', "run 'handlefs mount --help' for the options");
     throw e;
   }
 }
@@ -73,28 +73,28 @@ export async function checkMountpoint(mountpoint: string): Promise<string> {
     case 'ok':
       break;
     case 'missing':
-      throw new CliError(`mountpoint ${p} does not exist`, EXIT.mountpointMissing, `create it first: mkdir -p ${p}`);
+      throw new ServiceRefusal(`mountpoint ${p} does not exist`, 'mountpointMissing', `create it first: mkdir -p ${p}`);
     case 'not-a-directory':
-      throw new CliError(`mountpoint ${p} is not a directory`, EXIT.notADirectory);
+      throw new ServiceRefusal(`mountpoint ${p} is not a directory`, 'notADirectory');
     case 'mounted':
-      throw new CliError(`${p} is already mounted (${state.fstype} from ${state.source})`, EXIT.alreadyMounted, `unmount it first: umount ${p}`);
+      throw new ServiceRefusal(`${p} is already mounted (${state.fstype} from ${state.source})`, 'alreadyMounted', `unmount it first: umount ${p}`);
     case 'stale':
-      throw new CliError(`${p} is a stale FUSE mount whose service is gone (ENOTCONN)`, EXIT.staleMount, `clean it up: ${state.fix.join(' or ')}`);
+      throw new ServiceRefusal(`${p} is a stale FUSE mount whose service is gone (ENOTCONN)`, 'staleMount', `clean it up: ${state.fix.join(' or ')}`);
     case 'unresponsive':
-      throw new CliError(`${p} does not answer (a hung mount?)`, EXIT.staleMount, `clean it up: umount -l ${p}`);
+      throw new ServiceRefusal(`${p} does not answer (a hung mount?)`, 'staleMount', `clean it up: umount -l ${p}`);
     case 'error':
-      throw new CliError(`cannot use mountpoint ${p}: ${state.code}`, EXIT.mountpointMissing);
+      throw new ServiceRefusal(`cannot use mountpoint ${p}: ${state.code}`, 'mountpointMissing');
   }
-  if (fs.readdirSync(p).length > 0) throw new CliError(`mountpoint ${p} is not empty`, EXIT.notEmpty, 'use an empty directory');
+  if (fs.readdirSync(p).length > 0) throw new ServiceRefusal(`mountpoint ${p} is not empty`, 'notEmpty', 'use an empty directory');
   return p;
 }
 
 export function checkPrivileges(): void {
-  if (!fs.existsSync('/dev/fuse')) throw new CliError('/dev/fuse does not exist', EXIT.noFuseDevice, 'load the fuse module (modprobe fuse) or run where FUSE is available');
+  if (!fs.existsSync('/dev/fuse')) throw new ServiceRefusal('/dev/fuse does not exist', 'noFuseDevice', 'load the fuse module (modprobe fuse) or run where FUSE is available');
   if (process.getuid?.() !== 0) {
-    throw new CliError(
+    throw new ServiceRefusal(
       "mounting handlefs needs root: it reads every process's namespaces (/proc/PID/ns) and holds their descriptors",
-      EXIT.notRoot,
+      'notRoot',
       'run it as root (sudo handlefs mount ...)',
     );
   }
@@ -108,18 +108,18 @@ function errnoOf(e: unknown): string | undefined {
 }
 
 /** Turns a failure to open the state file into the CLI's one-line error and exit code. */
-export function stateError(statePath: string, e: unknown): CliError {
-  if (e instanceof StateLockedError) return new CliError(e.message, EXIT.stateLocked, 'stop the other service, or give this one another --state FILE');
+export function stateError(statePath: string, e: unknown): ServiceRefusal {
+  if (e instanceof StateLockedError) return new ServiceRefusal(e.message, 'stateLocked', 'stop the other service, or give this one another --state FILE');
   const code = errnoOf(e);
   const cause = (e as Error).message;
-  if (code === 'EROFS') return new CliError(`state ${statePath} is in a read-only place: ${cause}`, EXIT.stateReadOnly, 'give --state a file in a writable directory');
-  if (code === 'ENOSPC') return new CliError(`state ${statePath}: no space left: ${cause}`, EXIT.stateReadOnly, 'free space, or give --state a file elsewhere');
-  return new CliError(`state ${statePath} cannot be used: ${cause}`, EXIT.stateUnreadable, 'check the file, or give --state another file');
+  if (code === 'EROFS') return new ServiceRefusal(`state ${statePath} is in a read-only place: ${cause}`, 'stateReadOnly', 'give --state a file in a writable directory');
+  if (code === 'ENOSPC') return new ServiceRefusal(`state ${statePath}: no space left: ${cause}`, 'stateReadOnly', 'free space, or give --state a file elsewhere');
+  return new ServiceRefusal(`state ${statePath} cannot be used: ${cause}`, 'stateUnreadable', 'check the file, or give --state another file');
 }
 
 /**
  * Runs the service until the filesystem is unmounted (umount, DESTROY, SIGINT, SIGTERM) and
- * returns why it stopped. Throws CliError for anything refused before the mount.
+ * returns why it stopped. Throws ServiceRefusal for anything refused before the mount.
  */
 export async function runService(options: ServiceOptions): Promise<StopReport> {
   const log = options.logger;
@@ -175,7 +175,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     log.info({ reason, counters: final.counters }, 'handlefs stopped');
     return { reason, status: final };
   } catch (e) {
-    if (e instanceof MountError) throw new CliError(e.message, EXIT.internal);
+    if (e instanceof MountError) throw new ServiceRefusal(e.message, 'mountFailed');
     throw e;
   } finally {
     process.off('SIGINT', stopOnSignal);
