@@ -6,8 +6,9 @@
  *       into `buffer` one at a time (each read returns exactly one request) and calls
  *       onRequest(n) synchronously for each (the buffer is reused after the call returns),
  *       until read() reports EAGAIN or BATCH requests were delivered; then returns to the loop.
- *       A read error other than EAGAIN/EINTR calls onRequest(-errno) once and stops the reader
- *       (ENODEV = unmounted). onRequest returning false also stops it.
+ *       EINTR and ENOENT (the kernel's "request interrupted, read again") are read again; any
+ *       other read error, or a read of 0 bytes (reported as ENODEV), calls onRequest(-errno)
+ *       once and stops the reader (ENODEV = unmounted). onRequest returning false stops it too.
  *   stopReader(reader) -> boolean    stops the watch (true if it was active); idempotent
  *   write(fd, buffer, len) -> n | -errno
  *   writev(fd, buffers) -> n | -errno
