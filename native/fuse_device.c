@@ -43,6 +43,8 @@
 
 /* Requests delivered per wake-up at most, so timers and other I/O are not starved. */
 #define BATCH 64
+/* Pieces one writev() takes at most (WRITEV_MAX_PIECES in src/fuse/device-addon.ts). */
+#define MAX_PIECES 64
 
 typedef struct reader {
   uv_poll_t poll;
@@ -278,9 +280,9 @@ static napi_value writev_js(napi_env env, napi_callback_info info) {
   bool is_array;
   uint32_t count;
   if (argc < 2 || !get_fd(env, argv[0], &fd) || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
-      napi_get_array_length(env, argv[1], &count) != napi_ok || count > 64)
+      napi_get_array_length(env, argv[1], &count) != napi_ok || count > MAX_PIECES)
     return throw_type(env, "writev(fd, buffers): bad arguments");
-  struct iovec iov[64];
+  struct iovec iov[MAX_PIECES];
   for (uint32_t i = 0; i < count; i++) {
     napi_value el;
     NAPI_CALL(env, napi_get_element(env, argv[1], i, &el));

@@ -21,13 +21,16 @@ export interface FuseDeviceAddon {
   stopReader(reader: NativeReaderHandle): boolean;
   /** One write(2): bytes written, or -errno. */
   write(fd: number, buf: Uint8Array, len: number): number;
-  /** One writev(2) of at most 64 pieces: bytes written, or -errno. */
+  /** One writev(2) of at most WRITEV_MAX_PIECES pieces: bytes written, or -errno. */
   writev(fd: number, bufs: readonly Uint8Array[]): number;
   /** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): two connected descriptors. */
   socketpair(): [number, number];
   /** One descriptor received with SCM_RIGHTS (close-on-exec), without waiting; or -errno (-EAGAIN: none yet). */
   recvFd(sock: number): number;
 }
+
+/** The most pieces the helper's writev takes (its iovec array in native/fuse_device.c). */
+export const WRITEV_MAX_PIECES = 64;
 
 export const fuseDeviceAddon = addonLoader<FuseDeviceAddon>({
   file: 'handlefs_fuse.node',

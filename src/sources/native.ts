@@ -4,7 +4,7 @@
  * everything else work without it.
  */
 import { join } from 'node:path';
-import { addonLoader, NativeHelperMissingError } from '../util/addon.js';
+import { addonLoader, missingHelperMessage, NativeHelperMissingError } from '../util/addon.js';
 
 export type NsIoctlFdOp = 'NS_GET_USERNS' | 'NS_GET_PARENT';
 export type NsIoctlIntOp = 'NS_GET_NSTYPE' | 'NS_GET_OWNER_UID';
@@ -37,11 +37,12 @@ export interface NativeError extends Error {
   syscall?: string;
 }
 
-export const NATIVE_FILE = join('build', 'Release', 'handlefs_native.node');
-export const NATIVE_MISSING_MESSAGE = 'handlefs native helper not built: run `npm run build:native`';
+const SPEC = { file: 'handlefs_native.node', envVar: 'HANDLEFS_NATIVE', label: 'handlefs native helper' };
+export const NATIVE_FILE = join('build', 'Release', SPEC.file);
+export const NATIVE_MISSING_MESSAGE = missingHelperMessage(SPEC.label);
 export { NativeHelperMissingError };
 
-const loader = addonLoader<NativeHelper>({ file: 'handlefs_native.node', envVar: 'HANDLEFS_NATIVE', label: 'handlefs native helper' });
+const loader = addonLoader<NativeHelper>(SPEC);
 
 /** Loads the helper (once). Throws NativeHelperMissingError when it is not built. */
 export function loadNative(): NativeHelper {

@@ -17,6 +17,11 @@ export interface AddonSpec {
   label: string;
 }
 
+/** What a missing helper's error says first. */
+export function missingHelperMessage(label: string): string {
+  return `${label} not built: run \`npm run build:native\``;
+}
+
 export class NativeHelperMissingError extends Error {
   readonly code = 'ERR_HANDLEFS_NATIVE_MISSING';
   constructor(
@@ -24,7 +29,7 @@ export class NativeHelperMissingError extends Error {
     readonly searched: readonly string[],
     cause?: unknown,
   ) {
-    super(`${label} not built: run \`npm run build:native\` (looked for ${searched.join(', ')})`, { cause });
+    super(`${missingHelperMessage(label)} (looked for ${searched.join(', ')})`, { cause });
     this.name = 'NativeHelperMissingError';
   }
 }
