@@ -32,7 +32,8 @@ export interface ReaderTarget {
 }
 
 export interface DeviceReader {
-  stop(): void;
+  /** Stops reading. True if that closed the descriptor too (the channel closes it otherwise). */
+  stop(): boolean;
 }
 
 export function errnoError(code: string, syscall: string): NodeJS.ErrnoException {
@@ -65,9 +66,10 @@ export class NativeReader implements DeviceReader {
     });
   }
 
-  stop(): void {
+  stop(): boolean {
     if (this.handle) this.addon.stopReader(this.handle);
     this.handle = undefined;
+    return false;
   }
 }
 
@@ -217,19 +219,18 @@ export class PipeReader implements DeviceReader {
     this.t.end(errnoError(code, 'read'));
   }
 
-  /** Stops reading; closes the descriptor with the handle when closeFd (a handle owns its fd). */
-  stop(): void {
-    if (this.stopped) return;
+  /** Stops reading. A handle owns its descriptor: with closeFd, closing the handle closes it. */
+  stop(): boolean {
+    if (this.stopped) return false;
     this.stopped = true;
     const h = this.handle;
     this.handle = undefined;
-    if (h) {
-      h.readStop();
-      h.onread = noop;
-      if (this.closeFd) h.close();
-    } else if (this.closeFd) {
-      closeQuietly(this.t.fd);
-    }
+    if (!h) return false;
+    h.readStop();
+    h.onread = noop;
+    if (!this.closeFd) return false;
+    h.close();
+    return true;
   }
 }
 
@@ -265,15 +266,8 @@ export class ThreadpoolReader implements DeviceReader {
     });
   }
 
-  stop(): void {
+  stop(): boolean {
     this.stopped = true;
-  }
-}
-
-export function closeQuietly(fd: number): void {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    /* already closed */
+    return false;
   }
 }

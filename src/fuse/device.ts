@@ -16,12 +16,12 @@
 import fs from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import type { Logger } from 'pino';
-import { fuseDeviceAddon, type FuseDeviceAddon } from './device-addon.js';
+import { closeQuietly } from '../util/fd.js';
+import { WRITEV_MAX_PIECES, fuseDeviceAddon, type FuseDeviceAddon } from './device-addon.js';
 import {
   NativeReader,
   PipeReader,
   ThreadpoolReader,
-  closeQuietly,
   errnoError,
   uvPipeBindings,
   type DeviceReader,
@@ -157,7 +157,7 @@ export class DevFuseChannel implements FuseChannel {
   }
 
   writev(bufs: Buffer[]): void {
-    if (this.addon && bufs.length <= 64) {
+    if (this.addon && bufs.length <= WRITEV_MAX_PIECES) {
       const r = this.addon.writev(this.fd, bufs);
       if (r < 0) throw errnoError(getSystemErrorName(r), 'writev');
       return;
@@ -180,9 +180,8 @@ export class DevFuseChannel implements FuseChannel {
     this.isClosed = true;
     const reader = this.reader;
     this.reader = undefined;
-    reader?.stop();
-    // A pipe handle owns the descriptor once opened, and closes it itself (PipeReader.stop).
-    if (this.closeFd && !(reader instanceof PipeReader)) closeQuietly(this.fd);
+    const fdClosed = reader?.stop() ?? false;
+    if (this.closeFd && !fdClosed) closeQuietly(this.fd);
     this.end();
   }
 }

@@ -9,7 +9,7 @@
  * device helper because Node cannot receive descriptors; `fusermount3 -u` unmounts.
  *
  * No path leaves a dead mount behind: unmount() tries `umount`, then `umount -l` (for a user,
- * `fusermount3 -u`, then `-u -z`); the session
+ * `fusermount3 -u`, then `-u -z`: unmountCommand); the session
  * unmounts when it ends for any reason; and a process 'exit' hook closes the device and lazily
  * unmounts whatever is still mounted (uncaught exceptions included). Only SIGKILL can leave a
  * stale mount, and inspectMountpoint() recognises one (stat → ENOTCONN) and says how to fix it.
@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import { getSystemErrorName } from 'node:util';
 import { fuseDeviceAddon, type FuseDeviceAddon } from './device-addon.js';
 import { DevFuseChannel, type DevFuseChannelOptions, type ReadMechanism } from './device.js';
-import { closeQuietly } from './device-readers.js';
+import { closeQuietly } from '../util/fd.js';
 import { FuseSession, type SessionOptions } from './session.js';
 import type { LowLevelFileSystem } from './types.js';
 
@@ -345,38 +345,31 @@ function runCmd(cmd: string, args: string[], opts: { timeoutMs: number; fd?: num
 }
 
 /**
- * Unmounts `mountpoint`: `umount`, and if that fails (busy, hung) `umount -l`. Resolves once
- * nothing is mounted there; throws MountError if both failed. Paths are not canonicalised
- * (umount -c), so umount never stats the mount it removes.
+ * The command that unmounts `p`, lazily (detach now, finish when no longer busy) or not: as root
+ * `umount -i -c` (-i: no umount.<type> helper; -c: umount never stats the mount it removes), otherwise the
+ * user's route, `fusermount3 -u -q` (-z for lazy).
+ */
+function unmountCommand(p: string, lazy: boolean): [string, string[]] {
+  if (isRoot()) return ['umount', ['-i', '-c', ...(lazy ? ['-l'] : []), p]];
+  return [findFusermount() ?? 'fusermount3', ['-u', ...(lazy ? ['-z'] : []), '-q', '--', p]];
+}
+
+/**
+ * Unmounts `mountpoint`, and if that fails (busy, hung) detaches it lazily (see unmountCommand).
+ * Resolves once nothing is mounted there; throws MountError if both failed.
  */
 export async function unmount(mountpoint: string, logger?: Logger, timeoutMs = 10_000): Promise<void> {
   const p = path.resolve(mountpoint);
   if (!mountAt(p)) return;
-  if (!isRoot()) return userUnmount(p, logger, timeoutMs);
-  const r = await runCmd('umount', ['-i', '-c', p], { timeoutMs });
+  const [cmd, args] = unmountCommand(p, false);
+  const r = await runCmd(cmd, args, { timeoutMs });
   if (r.code === 0 || !mountAt(p)) {
     logger?.info({ mountpoint: p }, 'unmounted');
     return;
   }
-  logger?.warn({ mountpoint: p, stderr: r.stderr, timedOut: r.timedOut }, 'umount failed; detaching lazily (umount -l)');
-  const l = await runCmd('umount', ['-i', '-c', '-l', p], { timeoutMs });
-  if (l.code === 0 || !mountAt(p)) {
-    logger?.info({ mountpoint: p }, 'unmounted (lazy)');
-    return;
-  }
-  throw new MountError(`could not unmount ${p}: ${l.stderr || r.stderr}`, 'EBUSY', p);
-}
-
-/** Without root: `fusermount3 -u`, then `fusermount3 -u -z` (lazy). */
-async function userUnmount(p: string, logger: Logger | undefined, timeoutMs: number): Promise<void> {
-  const cmd = findFusermount() ?? 'fusermount3';
-  const r = await runCmd(cmd, ['-u', '-q', '--', p], { timeoutMs });
-  if (r.code === 0 || !mountAt(p)) {
-    logger?.info({ mountpoint: p }, 'unmounted');
-    return;
-  }
-  logger?.warn({ mountpoint: p, stderr: r.stderr, timedOut: r.timedOut }, 'fusermount3 -u failed; detaching lazily (-z)');
-  const l = await runCmd(cmd, ['-u', '-z', '-q', '--', p], { timeoutMs });
+  const [lazyCmd, lazyArgs] = unmountCommand(p, true);
+  logger?.warn({ mountpoint: p, stderr: r.stderr, timedOut: r.timedOut, cmd: [lazyCmd, ...lazyArgs].join(' ') }, `${cmd} failed; detaching lazily`);
+  const l = await runCmd(lazyCmd, lazyArgs, { timeoutMs });
   if (l.code === 0 || !mountAt(p)) {
     logger?.info({ mountpoint: p }, 'unmounted (lazy)');
     return;
@@ -419,9 +412,8 @@ export function userMountOptions(o: MountOptions): string {
 export async function cleanStaleMount(mountpoint: string, logger?: Logger): Promise<void> {
   const p = path.resolve(mountpoint);
   logger?.warn({ mountpoint: p }, 'removing stale FUSE mount (lazy unmount)');
-  const r = isRoot()
-    ? await runCmd('umount', ['-i', '-c', '-l', p], { timeoutMs: 10_000 })
-    : await runCmd(findFusermount() ?? 'fusermount3', ['-u', '-z', '-q', '--', p], { timeoutMs: 10_000 });
+  const [cmd, args] = unmountCommand(p, true);
+  const r = await runCmd(cmd, args, { timeoutMs: 10_000 });
   if (r.code !== 0 && mountAt(p)) {
     throw new MountError(`could not remove the stale mount at ${p}: ${r.stderr}`, 'EBUSY', p);
   }
@@ -493,11 +485,7 @@ export class FuseMount {
   private closeFdIfOurs(): void {
     if (!this.fdOwnedByChannel && !this.fdClosed) {
       this.fdClosed = true;
-      try {
-        fs.closeSync(this.fd);
-      } catch {
-        /* already closed */
-      }
+      closeQuietly(this.fd);
     }
   }
 
@@ -508,15 +496,11 @@ export class FuseMount {
     // been reused by an unrelated file since.
     const stillOpen = this.fdOwnedByChannel ? this.channel !== undefined && !this.channel.closed : !this.fdClosed;
     if (stillOpen) {
-      try {
-        fs.closeSync(this.fd);
-      } catch {
-        /* closed already */
-      }
+      closeQuietly(this.fd);
     }
     if (mountAt(this.mountpoint)) {
-      const [cmd, args] = isRoot() ? ['umount', ['-i', '-c', '-l']] : [findFusermount() ?? 'fusermount3', ['-u', '-z', '-q', '--']];
-      spawnSync(cmd, [...args, this.mountpoint], { stdio: 'ignore', timeout: 5000 });
+      const [cmd, args] = unmountCommand(this.mountpoint, true);
+      spawnSync(cmd, args, { stdio: 'ignore', timeout: 5000 });
     }
     this.done = true;
     live.delete(this);
@@ -651,7 +635,7 @@ async function mountAsUser(fusermount: string, addon: FuseDeviceAddon, opts: Mou
     const r = await runCmd(fusermount, args, { timeoutMs, fd: theirs, env: { _FUSE_COMMFD: '3' } });
     const fd = r.code === 0 ? addon.recvFd(ours) : -1;
     if (fd >= 0) return fd;
-    if (mountAt(p)) await userUnmount(p, logger, 10_000).catch(() => undefined);
+    if (mountAt(p)) await unmount(p, logger).catch(() => undefined);
     if (r.code !== 0) {
       throw new MountError(`fusermount3 failed at ${p}: ${r.timedOut ? 'timed out' : r.stderr || `exit ${r.code}`}`, 'EMOUNT', p);
     }

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { errnoCode, tryLoadNative, type NativeHelper } from './native.js';
 import { CLONE_FLAG_TO_NS_TYPE, NS_LINKS, parseMountinfoNsfs, parseNsLink } from './parse.js';
+import { closeQuietly } from '../util/fd.js';
 import { mapLimit } from '../util/map-limit.js';
 import {
   NS_TYPES,
@@ -46,13 +47,7 @@ const key = (type: NsType, inum: number): string => `${type}:${inum}`;
 const typeOrder = new Map<NsType, number>(NS_TYPES.map((t, i) => [t, i]));
 
 /** Closes descriptors of handles that were dropped without close(). */
-const leaked = new FinalizationRegistry<number>((fd) => {
-  try {
-    closeSync(fd);
-  } catch {
-    /* already closed */
-  }
-});
+const leaked = new FinalizationRegistry<number>(closeQuietly);
 
 export class ProcNamespaceHandle implements NamespaceHandle {
   private fdValue: number;
