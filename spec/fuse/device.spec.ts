@@ -15,12 +15,8 @@ const logger = pino({ level: 'silent' });
 
 for (const mechanism of ['native', 'uv-pipe', 'threadpool'] as ReadMechanism[]) {
   test(`${mechanism}: delivers each read, reuses one buffer, ends on EOF/close`, async (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fuse-dev-'));
-    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const fifo = path.join(dir, 'q');
-    execFileSync('mkfifo', [fifo]);
-    const rfd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-    const wfd = fs.openSync(fifo, 'w');
+    const { rfd, wfd, close, handOver } = fifoPair(t);
+    handOver(rfd); // the channel closes it
     const ch = new DevFuseChannel(rfd, logger, { mechanism });
     t.is(ch.mechanism, mechanism);
     t.true(ch.bufferSize >= 1024 * 1024 + 4096);
@@ -42,7 +38,7 @@ for (const mechanism of ['native', 'uv-pipe', 'threadpool'] as ReadMechanism[]) 
     }
     t.deepEqual(got, ['first', 'second request', 'third']);
     t.is(bufs.size, 1, 'one static buffer');
-    fs.closeSync(wfd);
+    close(wfd);
     const err = await Promise.race([ended, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 3000))]);
     if (err === 'timeout') {
       ch.close();
@@ -84,7 +80,13 @@ test('the FUSE device helper is built and is the default reader', (t) => {
   t.is(bestReadMechanism(), 'native');
 });
 
-function fifoPair(t: import('ava').ExecutionContext): { rfd: number; wfd: number; close: (fd: number) => void } {
+/** A FIFO's read end (non-blocking) and write end, closed after the test unless closed or handed over. */
+function fifoPair(t: import('ava').ExecutionContext): {
+  rfd: number;
+  wfd: number;
+  close: (fd: number) => void;
+  handOver: (fd: number) => void;
+} {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fuse-dev-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const fifo = path.join(dir, 'q');
@@ -97,7 +99,7 @@ function fifoPair(t: import('ava').ExecutionContext): { rfd: number; wfd: number
     if (open.delete(fd)) fs.closeSync(fd);
   };
   t.teardown(() => [...open].forEach(close));
-  return { rfd, wfd, close };
+  return { rfd, wfd, close, handOver: (fd) => open.delete(fd) };
 }
 
 test('native writes return -errno instead of throwing, and write whole messages', (t) => {
