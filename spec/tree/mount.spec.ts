@@ -302,3 +302,58 @@ fuseTest('bad names from a real lookup: ENOENT and ENAMETOOLONG', async (t) => {
   t.is(await statError(`${mnt}/by-ino/99999999999`), 'ENOENT');
   t.is(await statError(`${mnt}/pid/1`), 'ok');
 });
+
+/** The FUSE connection number of the mount at `mnt` (its device minor), from our mountinfo. */
+function fuseConnection(mnt: string): number {
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    if (f[4] === mnt) return Number(f[2]!.split(':')[1]);
+  }
+  throw new Error(`${mnt} is not in /proc/self/mountinfo`);
+}
+
+/** Ends a hung connection the only way that frees clients stuck in D state: fusectl's abort. */
+function abortConnection(conn: number): void {
+  const dir = '/sys/fs/fuse/connections';
+  if (!fs.readFileSync('/proc/mounts', 'utf8').includes(' fusectl ')) {
+    spawnSync('mount', ['-t', 'fusectl', 'fusectl', dir], { stdio: 'ignore' });
+  }
+  try {
+    fs.writeFileSync(`${dir}/${conn}/abort`, '1');
+  } catch {
+    /* already gone */
+  }
+}
+
+fuseTest('exits racing lookups in one directory from 6 clients never hang the mount', async (t) => {
+  t.timeout(150_000);
+  const { mnt } = await mountTree(t);
+  const conn = fuseConnection(mnt);
+  // Each client starts a process, looks its handle up and kills it: the exit invalidation of
+  // pid/<p> then races the other clients' lookups in pid/, which hold the directory's lock.
+  const script = 'for j in $(seq 200); do sleep 30 & p=$!; stat "$1/pid/$p" >/dev/null || echo "stat failed: $p"; kill $p; done; wait';
+  const clients = Array.from({ length: 6 }, () => spawn('bash', ['-c', script, 'client', mnt], { stdio: ['ignore', 'pipe', 'pipe'], detached: true }));
+  let output = '';
+  for (const c of clients) {
+    c.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    c.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  }
+  const done = await until(() => clients.every((c) => c.exitCode !== null || c.signalCode !== null), 120_000);
+  if (!done) {
+    // Clients in D state ignore SIGKILL: free them before failing.
+    abortConnection(conn);
+  }
+  for (const c of clients) {
+    try {
+      process.kill(-c.pid!, 'SIGKILL'); // the client and its sleeps
+    } catch {
+      /* all gone */
+    }
+  }
+  t.true(done, 'the clients finished (the mount did not hang)');
+  t.deepEqual(clients.map((c) => c.exitCode), clients.map(() => 0), output);
+  t.is(output, '', 'no client saw an error');
+  // The mount still answers.
+  const s = child(t, 'sleep', ['60']);
+  t.true((await statIno(`${mnt}/pid/${s.pid}`)) >= 1024);
+});

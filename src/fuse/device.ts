@@ -10,14 +10,16 @@
  * Writing: a reply is one write(2) from the event-loop thread (the kernel takes each write as one
  * message, never blocks on a reply, and answers ENOENT when the request was aborted meanwhile),
  * through the helper when the native reader is in use, else fs.writeSync(). Notifications are
- * written with fs.write() on the thread pool, because the kernel may block them on inode locks held
- * by a request whose reply this very thread still has to send.
+ * written from a dedicated thread (notify-writer.ts), because the kernel may block them on inode
+ * locks held by requests whose replies this very thread, and reads of /proc on libuv's thread
+ * pool, still have to produce.
  */
 import fs from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import type { Logger } from 'pino';
 import { closeQuietly } from '../util/fd.js';
 import { WRITEV_MAX_PIECES, fuseDeviceAddon, type FuseDeviceAddon } from './device-addon.js';
+import { NotifyWriter } from './notify-writer.js';
 import {
   NativeReader,
   PipeReader,
@@ -51,7 +53,10 @@ export interface FuseChannel {
   write(buf: Buffer, len: number): void;
   /** Write one reply made of several pieces, as one message. */
   writev(bufs: Buffer[]): void;
-  /** Write one notification off the event loop; rejects with an errno error. */
+  /**
+   * Write one notification from a thread that no request depends on (never the event loop, never
+   * libuv's thread pool); rejects with an errno error.
+   */
   writeNotify(buf: Buffer): Promise<void>;
   /** Stop reading and release the device (aborts the connection if nothing else holds it). */
   close(): void;
@@ -87,6 +92,7 @@ export class DevFuseChannel implements FuseChannel {
   private ended = false;
   private isClosed = false;
   private readonly closeFd: boolean;
+  private readonly notifyWriter: NotifyWriter;
 
   constructor(
     readonly fd: number,
@@ -96,6 +102,7 @@ export class DevFuseChannel implements FuseChannel {
     this.bufferSize = Math.max(options.bufferSize ?? DEFAULT_READ_BUFFER_SIZE, 8192 + 4096);
     this.buf = Buffer.allocUnsafe(this.bufferSize);
     this.closeFd = options.closeFd ?? true;
+    this.notifyWriter = new NotifyWriter(fd);
     this.mechanism = options.mechanism ?? bestReadMechanism();
     if (options.mechanism === undefined && this.mechanism !== 'native') {
       logger.warn(
@@ -166,18 +173,14 @@ export class DevFuseChannel implements FuseChannel {
   }
 
   writeNotify(buf: Buffer): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (this.isClosed) {
-        reject(errnoError('ENODEV', 'write'));
-        return;
-      }
-      fs.write(this.fd, buf, 0, buf.length, null, (err) => (err ? reject(err) : resolve()));
-    });
+    if (this.isClosed) return Promise.reject(errnoError('ENODEV', 'write'));
+    return this.notifyWriter.write(buf);
   }
 
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    this.notifyWriter.stop();
     const reader = this.reader;
     this.reader = undefined;
     const fdClosed = reader?.stop() ?? false;
