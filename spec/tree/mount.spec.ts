@@ -357,3 +357,45 @@ fuseTest('exits racing lookups in one directory from 6 clients never hang the mo
   const s = child(t, 'sleep', ['60']);
   t.true((await statIno(`${mnt}/pid/${s.pid}`)) >= 1024);
 });
+
+fuseTest('a service out of descriptors answers EIO and never takes a live process for dead', async (t) => {
+  const { mnt, table } = await mountTree(t);
+  const s = child(t, 'sleep', ['60']);
+  const ino = await statIno(`${mnt}/pid/${s.pid}`);
+  // Let the kernel forget the name, so that the next lookup must read /proc again.
+  fs.writeFileSync('/proc/sys/vm/drop_caches', '2');
+  t.true(await until(() => table.inode(ino)?.dentry === null, 5000), 'the kernel forgot the handle');
+  // The client is started (its pipes open) before this process runs out of descriptors.
+  const script = `read go; for p in ${s.pid} ${process.pid}; do stat -c %i "${mnt}/pid/$p" 2>&1; echo "rc=$?"; done`;
+  const client = spawn('sh', ['-c', script], { stdio: ['pipe', 'pipe', 'ignore'] });
+  t.teardown(() => {
+    if (client.exitCode === null) client.kill('SIGKILL');
+  });
+  let out = '';
+  client.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise((r) => client.once('spawn', r));
+  const taken: number[] = [];
+  try {
+    for (;;) {
+      try {
+        taken.push(fs.openSync('/dev/null', 'r'));
+      } catch {
+        break; // EMFILE
+      }
+    }
+    client.stdin!.write('go\n');
+    await until(() => (out.match(/rc=/g) ?? []).length === 2, 20_000);
+  } finally {
+    for (const fd of taken) fs.closeSync(fd);
+  }
+  await exited(client);
+  // A known process and a first lookup alike: an error, not a death.
+  t.is((out.match(/Input\/output error/g) ?? []).length, 2, out);
+  t.false(table.isDead(table.inode(ino)!), 'the known handle is not marked dead');
+  // With descriptors back, the same process keeps its number and reads as alive.
+  t.is(await statIno(`${mnt}/pid/${s.pid}`), ino);
+  const f = fields(await cat(`${mnt}/pid/${s.pid}`));
+  t.is(f.Pid, String(s.pid));
+  t.is(f.Ino, String(ino));
+  t.is(fields(await cat(`${mnt}/pid/${process.pid}`)).Pid, String(process.pid));
+});

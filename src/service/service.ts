@@ -24,6 +24,7 @@ import { STORE_TOKENS } from '../store/tokens.js';
 import type { HandleObject } from '../tree/context.js';
 import type { HandleTree } from '../tree/handle-fs.js';
 import { TREE } from '../tree/tokens.js';
+import { raiseFdLimit } from './fd-limit.js';
 import { ServiceRefusal } from './refusal.js';
 import { assembleContainer } from './container.js';
 import { ControlServer } from './control.js';
@@ -127,6 +128,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
   checkPrivileges();
   const mountpoint = await checkMountpoint(options.mountpoint);
   const statePath = path.resolve(options.statePath);
+  const fdLimit = raiseFdLimit(log);
 
   const container: Container = assembleContainer({
     logger: log,
@@ -166,7 +168,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     tree.startSweeping();
     const conn = session.connection!;
     log.info(
-      { version: options.version, mountpoint, state: statePath, options: mountOptions, protocol: `${conn.major}.${conn.minor}`, reader: session.readMechanism, kernelProtocol: `${conn.kernelMajor}.${conn.kernelMinor}` },
+      { version: options.version, mountpoint, state: statePath, options: mountOptions, protocol: `${conn.major}.${conn.minor}`, reader: session.readMechanism, fdLimit: fdLimit.soft, kernelProtocol: `${conn.kernelMajor}.${conn.kernelMinor}` },
       'handlefs started',
     );
     options.onReady?.(status());

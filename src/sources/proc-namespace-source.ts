@@ -8,10 +8,11 @@ import { readdir, readFile, readlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { errnoCode, tryLoadNative, type NativeHelper } from './native.js';
-import { CLONE_FLAG_TO_NS_TYPE, NS_LINKS, parseMountinfoNsfs, parseNsLink } from './parse.js';
+import { CLONE_FLAG_TO_NS_TYPE, NS_LINKS, classifyProcError, parseMountinfoNsfs, parseNsLink } from './parse.js';
 import { closeQuietly } from '../util/fd.js';
 import { mapLimit } from '../util/map-limit.js';
 import {
+  HostReadError,
   NS_TYPES,
   type NamespaceHandle,
   type NamespaceInfo,
@@ -191,6 +192,9 @@ export class ProcNamespaceSource implements NamespaceSource {
     try {
       fd = await openFd(path, 'r');
     } catch (err) {
+      // Gone or not ours to open: try the next path. Anything else (EMFILE, ...) is an error,
+      // never evidence that the namespace is gone.
+      if (classifyProcError(err) === 'other') throw new HostReadError(`opening ${path}`, err);
       this.logger.debug({ path, code: errnoCode(err) }, 'namespace path not openable');
       return null;
     }

@@ -16,7 +16,7 @@ import {
   primaryCgroupPath,
   type StatusFields,
 } from './parse.js';
-import type { HostIds, NsType, ProcessField, ProcessInfo, ProcessSource } from './types.js';
+import { HostReadError, type HostIds, type NsType, type ProcessField, type ProcessInfo, type ProcessSource } from './types.js';
 
 export interface ProcProcessSourceOptions {
   logger: Logger;
@@ -111,7 +111,7 @@ export class ProcProcessSource implements ProcessSource {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ESRCH' || code === 'EINVAL' || code === 'ENOENT') return null;
-      throw err;
+      throw new HostReadError(`pidfd_open(${pid})`, err);
     }
     try {
       return fstatSync(fd).ino;
@@ -131,10 +131,9 @@ export class ProcProcessSource implements ProcessSource {
 
   private async readOnce(pid: number): Promise<ProcessInfo | null | 'raced'> {
     const dir = `${this.procRoot}/${pid}`;
-    const stat = await readStat(this.procRoot, pid).catch((err: unknown) => {
-      this.logger.warn({ pid, err }, '/proc/PID/stat unreadable; process skipped');
-      return null;
-    });
+    // Only "no such process/file" means gone (readStat answers null); anything else (EMFILE,
+    // ENOMEM, ...) is an error for the caller to report, never a death certificate.
+    const stat = await this.stat(pid);
     if (stat === null) return null;
     const incarnation = this.native === null ? stat.startTime : this.pidfsInode(pid);
     if (incarnation === null) return null;
@@ -144,9 +143,13 @@ export class ProcProcessSource implements ProcessSource {
       attempt(() => readFile(`${dir}/cgroup`, 'utf8')),
       this.readNamespaces(dir),
     ]);
+    for (const [file, r] of [['status', status], ['cgroup', cgroup]] as const) {
+      if (!r.ok && r.kind === 'other') throw new HostReadError(`reading ${dir}/${file}`, r);
+    }
+    if (namespaces.error !== undefined) throw new HostReadError(`reading ${dir}/ns`, namespaces.error);
 
     // Everything above must describe the same process: the pid may have been reused meanwhile.
-    const again = await readStat(this.procRoot, pid).catch(() => null);
+    const again = await this.stat(pid);
     if (again === null) return null;
     if (again.startTime !== stat.startTime) return 'raced';
 
@@ -182,25 +185,37 @@ export class ProcProcessSource implements ProcessSource {
     };
   }
 
+  /** /proc/PID/stat; null when gone; HostReadError when it could not be read. */
+  private async stat(pid: number): ReturnType<typeof readStat> {
+    try {
+      return await readStat(this.procRoot, pid);
+    } catch (err) {
+      throw new HostReadError(`reading ${this.procRoot}/${pid}/stat`, err);
+    }
+  }
+
   private async readNamespaces(
     dir: string,
-  ): Promise<{ map: Partial<Record<NsType, number>>; failed: boolean }> {
+  ): Promise<{ map: Partial<Record<NsType, number>>; failed: boolean; error?: { code?: string } }> {
     const links = NS_LINKS.filter((l) => !l.forChildren);
     const results = await Promise.all(links.map((l) => attempt(() => readlink(`${dir}/ns/${l.link}`))));
     const map: Partial<Record<NsType, number>> = {};
     let failed = false;
+    let error: { code?: string } | undefined;
     results.forEach((r, i) => {
       const link = links[i]!;
       if (r.ok) {
         const ns = parseNsLink(r.value);
         if (ns && ns.type === link.type) map[ns.type] = ns.inum;
         else failed = true;
-      } else if (r.kind !== 'gone') {
-        // ENOENT is normal for zombies (all but pid and user are released at exit).
+      } else if (r.kind === 'denied') {
         failed = true;
+      } else if (r.kind === 'other') {
+        error = r;
       }
+      // 'gone': ENOENT is normal for zombies (all but pid and user are released at exit).
     });
-    return { map, failed };
+    return error === undefined ? { map, failed } : { map, failed, error };
   }
 
   private note(pid: number, file: string, r: { kind: string; code?: string }): void {

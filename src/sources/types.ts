@@ -155,3 +155,18 @@ export interface HostIds {
   /** Where machineId came from; null when it is UNKNOWN_MACHINE_ID. */
   readonly machineIdSource: string | null;
 }
+
+/**
+ * The host could not be read just now (EMFILE, ENFILE, ENOMEM, EIO, ...). Not evidence that the
+ * object is gone: only "no such process" / "no such file" is. Handlers answer EIO; nothing is
+ * marked dead on it.
+ */
+export class HostReadError extends Error {
+  readonly code: string | undefined;
+  constructor(what: string, cause: unknown) {
+    const code = typeof (cause as { code?: unknown })?.code === 'string' ? (cause as { code: string }).code : undefined;
+    super(`${what}: ${code ?? String(cause)} (the host could not be read; not taken as an exit)`, { cause });
+    this.name = 'HostReadError';
+    this.code = code;
+  }
+}

@@ -96,13 +96,8 @@ export class NamespaceHandles {
   open(type: NsType, inum: number, nsId?: string): Promise<NsObject | null> {
     return this.flight.run(`${type}:${inum}:${nsId ?? ''}`, async () => {
       this.opens++;
-      let h: NamespaceHandle | null;
-      try {
-        h = await this.source.open(type, inum, nsId);
-      } catch (err) {
-        this.ctx.log.warn({ err, type, inum }, 'opening a namespace failed');
-        return null;
-      }
+      // An error (EMFILE, ...) propagates: the request answers EIO; it is no evidence of an end.
+      const h = await this.source.open(type, inum, nsId);
       return h === null ? null : new NsObject(h.info, h, this.ctx.timers.now());
     });
   }

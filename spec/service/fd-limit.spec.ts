@@ -1,0 +1,41 @@
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const module = fileURLToPath(new URL('../../src/service/fd-limit.ts', import.meta.url));
+/** CAP_SYS_RESOURCE (bit 24) in our effective set: needed to raise a hard limit. */
+const capSysResource = (BigInt('0x' + /CapEff:\s*([0-9a-f]+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) >> 24n) & 1n ? true : false;
+
+function startWith512(): { before: { soft: number }; after: { soft: number; hard: number }; warnings: string[] } {
+  const script = `
+    import { pino } from 'pino';
+    import { raiseFdLimit, readFdLimit } from ${JSON.stringify(module)};
+    const warnings = [];
+    const log = pino({ level: 'warn' }, { write: (l) => warnings.push(JSON.parse(l).msg) });
+    const before = readFdLimit();
+    const after = raiseFdLimit(log);
+    console.log(JSON.stringify({ before, after, warnings }));`;
+  const out = execFileSync('prlimit', ['--nofile=512:512', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+  });
+  return JSON.parse(out);
+}
+
+if (capSysResource) {
+  test('a service started with 512 descriptors raises its limit to fs.nr_open (at most 2^20)', (t) => {
+    const { before, after, warnings } = startWith512();
+    t.is(before.soft, 512);
+    const nrOpen = Number(readFileSync('/proc/sys/fs/nr_open', 'utf8').trim());
+    t.is(after.soft, Math.min(1 << 20, nrOpen));
+    t.deepEqual(warnings, []);
+  });
+} else {
+  test('without CAP_SYS_RESOURCE a service stuck at 512 descriptors says so in a warning', (t) => {
+    const { before, after, warnings } = startWith512();
+    t.is(before.soft, 512);
+    t.is(after.soft, 512);
+    t.is(warnings.length, 1);
+    t.regex(warnings[0]!, /descriptor limit could not be raised/);
+  });
+}
