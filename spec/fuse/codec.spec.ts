@@ -447,27 +447,29 @@ function decodeOutcome(buf: Buffer, start: number, end: number): unknown {
 const OPCODES = fc.oneof(fc.constantFrom(...Object.values(Opcode)), fc.integer({ min: 0, max: 0xffffffff }));
 
 test('fuzz: random bytes decode to a request or FuseDecodeError only', (t) => {
-  fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
-      const buf = Buffer.from(bytes);
-      const t0 = performance.now();
-      decodeOutcome(buf, 0, buf.length);
-      return performance.now() - t0 < 50;
-    }),
-    { numRuns: 3000 },
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        // decodeOutcome rethrows anything but a FuseDecodeError (no hang: ava's timeout guards).
+        const buf = Buffer.from(bytes);
+        const outcome = decodeOutcome(buf, 0, buf.length);
+        return typeof outcome === 'object' && outcome !== null;
+      }),
+      { numRuns: 3000 },
+    ),
   );
-  t.pass();
 });
 
 test('fuzz: well-formed headers with random opcode and body', (t) => {
-  fc.assert(
-    fc.property(OPCODES, fc.uint8Array({ maxLength: 200 }), fc.nat(), (opcode, body, unique) => {
-      const buf = encodeRequest({ opcode, unique, nodeId: 1 }, Buffer.from(body));
-      decodeOutcome(buf, 0, buf.length);
-    }),
-    { numRuns: 3000 },
+  t.notThrows(() =>
+    fc.assert(
+      fc.property(OPCODES, fc.uint8Array({ maxLength: 200 }), fc.nat(), (opcode, body, unique) => {
+        const buf = encodeRequest({ opcode, unique, nodeId: 1 }, Buffer.from(body));
+        decodeOutcome(buf, 0, buf.length);
+      }),
+      { numRuns: 3000 },
+    ),
   );
-  t.pass();
 });
 
 test('fuzz: mutated and truncated valid requests; result independent of bytes past `end`', (t) => {

@@ -49,12 +49,8 @@ test('Mounter and SessionFactory resolve as singletons; the factory applies boun
   t.falsy(o.flags & InitFlags.DO_READDIRPLUS, 'bound SessionOptions were applied');
 });
 
-test('Server mounts the bound FileSystem with the bound MountOptions', async (t) => {
-  if (!fs.existsSync('/dev/fuse')) {
-    t.log('skipped: /dev/fuse does not exist on this machine');
-    t.pass();
-    return;
-  }
+const HAVE_FUSE = fs.existsSync('/dev/fuse');
+(HAVE_FUSE ? test : test.skip)(`Server mounts the bound FileSystem with the bound MountOptions${HAVE_FUSE ? '' : ' (skipped: no /dev/fuse)'}`, async (t) => {
   const c = container();
   const tree = new TreeFs(SAMPLE_TREE);
   c.bind(FUSE_TOKENS.FileSystem).toConstantValue(tree);

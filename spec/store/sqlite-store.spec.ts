@@ -309,57 +309,58 @@ for (const commitThread of [true, false]) test(`property: any sequence of reserv
     fc.constant({ op: 'flush' as const }),
     fc.constant({ op: 'reopen' as const }),
   );
-  await fc.assert(
-    fc.asyncProperty(fc.array(opArb, { maxLength: 30 }), async (ops) => {
-      const file = stateFile();
-      let store = open(file, { minChunk: 4, maxChunk: 64, commitThread });
-      const model = new Map<number, InodeRecord>(); // what is durable after the last flush
-      const queued = new Map<number, InodeRecord | null>();
-      const granted: [number, number][] = [];
-      let next = 0;
-      let end = 0;
-      let lastGeneration = store.generation;
-      try {
-        for (const o of ops) {
-          if (o.op === 'reserve') {
-            const r = store.reserve(o.count);
-            for (const [s, e] of granted) if (r.start < e && s < r.end) throw new Error(`overlap [${r.start},${r.end}) with [${s},${e})`);
-            if (r.end - r.start < o.count) throw new Error('short range');
-            granted.push([r.start, r.end]);
-            [next, end] = [r.start, r.end];
-          } else if (o.op === 'put' && next < end) {
-            const r = record(next++, store.generation, o.key);
-            store.put(r);
-            queued.set(r.ino, r);
-          } else if (o.op === 'delete' && model.size + queued.size > 0) {
-            const inos = [...new Set([...model.keys(), ...queued.keys()])];
-            const ino = inos[o.pick % inos.length]!;
-            store.delete(ino);
-            queued.set(ino, null);
-          } else if (o.op === 'flush' || o.op === 'reopen') {
-            await store.flush();
-            for (const [ino, r] of queued) (r === null ? model.delete(ino) : model.set(ino, r));
-            queued.clear();
-            if (o.op === 'reopen') {
-              const high = Math.max(store.highWater, ...granted.map(([, e]) => e));
-              store.close();
-              store = open(file, { minChunk: 4, maxChunk: 64, commitThread });
-              if (store.generation <= lastGeneration) throw new Error('generation did not increase');
-              lastGeneration = store.generation;
-              if (store.highWater < high) throw new Error(`high-water went down: ${store.highWater} < ${high}`);
-              const loaded = [...store.load()].sort((a, b) => a.ino - b.ino);
-              const expected = [...model.values()].sort((a, b) => a.ino - b.ino);
-              if (JSON.stringify(loaded) !== JSON.stringify(expected)) throw new Error('rows differ after reopen');
-              next = end = 0;
+  await t.notThrowsAsync(
+    fc.assert(
+      fc.asyncProperty(fc.array(opArb, { maxLength: 30 }), async (ops) => {
+        const file = stateFile();
+        let store = open(file, { minChunk: 4, maxChunk: 64, commitThread });
+        const model = new Map<number, InodeRecord>(); // what is durable after the last flush
+        const queued = new Map<number, InodeRecord | null>();
+        const granted: [number, number][] = [];
+        let next = 0;
+        let end = 0;
+        let lastGeneration = store.generation;
+        try {
+          for (const o of ops) {
+            if (o.op === 'reserve') {
+              const r = store.reserve(o.count);
+              for (const [s, e] of granted) if (r.start < e && s < r.end) throw new Error(`overlap [${r.start},${r.end}) with [${s},${e})`);
+              if (r.end - r.start < o.count) throw new Error('short range');
+              granted.push([r.start, r.end]);
+              [next, end] = [r.start, r.end];
+            } else if (o.op === 'put' && next < end) {
+              const r = record(next++, store.generation, o.key);
+              store.put(r);
+              queued.set(r.ino, r);
+            } else if (o.op === 'delete' && model.size + queued.size > 0) {
+              const inos = [...new Set([...model.keys(), ...queued.keys()])];
+              const ino = inos[o.pick % inos.length]!;
+              store.delete(ino);
+              queued.set(ino, null);
+            } else if (o.op === 'flush' || o.op === 'reopen') {
+              await store.flush();
+              for (const [ino, r] of queued) (r === null ? model.delete(ino) : model.set(ino, r));
+              queued.clear();
+              if (o.op === 'reopen') {
+                const high = Math.max(store.highWater, ...granted.map(([, e]) => e));
+                store.close();
+                store = open(file, { minChunk: 4, maxChunk: 64, commitThread });
+                if (store.generation <= lastGeneration) throw new Error('generation did not increase');
+                lastGeneration = store.generation;
+                if (store.highWater < high) throw new Error(`high-water went down: ${store.highWater} < ${high}`);
+                const loaded = [...store.load()].sort((a, b) => a.ino - b.ino);
+                const expected = [...model.values()].sort((a, b) => a.ino - b.ino);
+                if (JSON.stringify(loaded) !== JSON.stringify(expected)) throw new Error('rows differ after reopen');
+                next = end = 0;
+              }
             }
           }
+        } finally {
+          store.close();
+          fs.rmSync(path.dirname(file), { recursive: true, force: true });
         }
-      } finally {
-        store.close();
-        fs.rmSync(path.dirname(file), { recursive: true, force: true });
-      }
-    }),
-    { numRuns: 30 },
+      }),
+      { numRuns: 30 },
+    ),
   );
-  t.pass();
 });
