@@ -1,13 +1,14 @@
 /**
- * handlefs library entry: every layer, for programs that embed the service or build on a layer.
- * For in-process tests without root or FUSE, use `handlefs/testing`.
+ * handlefs library entry: what a program that embeds the service needs. The layers' internals
+ * (core, fuse, sources, store, tree) are not part of the public surface; for tests without root
+ * or FUSE, use `handlefs/testing` (also reachable here as `testing`).
  */
-export * from './core/index.js';
-export * as fuse from './fuse/index.js';
-export * as sources from './sources/index.js';
-export * as tree from './tree/index.js';
-export { createLogger, silentLogger, type Logger, type LoggerOptions } from './log.js';
-export { LOGGER } from './tokens.js';
-export { assembleContainer, type AssembleOptions } from './service/container.js';
 export { runService, type ServiceOptions, type StopReport } from './service/service.js';
-export { collectStatus, formatStatus, type ServiceStatus } from './service/status.js';
+export { ServiceRefusal, type RefusalReason } from './service/refusal.js';
+export { formatStatus, type ServiceStatus, type KindCounts } from './service/status.js';
+export { createLogger, silentLogger, type Logger, type LoggerOptions } from './log.js';
+export type { HandleTreeOptions } from './tree/handle-fs.js';
+export type { HandleObject } from './tree/context.js';
+export { PID_DIR, NS_DIR, BY_INO_DIR, ROOT_DIR, nsTypeDir } from './tree/layout.js';
+export { NS_TYPES, type NsType, type ProcessInfo, type NamespaceInfo } from './sources/types.js';
+export * as testing from './testing/index.js';
