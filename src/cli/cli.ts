@@ -9,16 +9,22 @@ import { parseCommand, parseMountHelper, type Command } from './args.js';
 import { CliError, EXIT, asCliError } from './exit-codes.js';
 import { COMMAND_HELP, MAIN_HELP } from './help.js';
 import { createLogger } from '../log.js';
-import { mountAt, unmount, inspectMountpoint, cleanStaleMount } from '../fuse/mount.js';
+import { mountAt, unmount, inspectMountpoint, cleanStaleMount, mountFuse } from '../fuse/mount.js';
+import type { ConnectionInfo } from '../fuse/types.js';
+import { Keeper, type FromServer, type ToServer } from '../keeper/keeper.js';
 import { controlSocketPath, requestControl, runtimeDir } from '../service/control.js';
-import { runService } from '../service/service.js';
+import { ServiceRefusal } from '../service/refusal.js';
+import { checkMountpoint, checkPrivileges, mountOptionsFor, runService } from '../service/service.js';
 import { formatStatus, type ServiceStatus } from '../service/status.js';
+import { lockHolders, lockPathFor } from '../store/lock.js';
 import { DEFAULT_STATE_PATH } from '../store/sqlite-store.js';
 
 let VERSION = '0.0.0';
 
 /** Set in the detached child of `mount --daemon`: the descriptor to report readiness on. */
 const READY_FD_ENV = 'HANDLEFS_READY_FD';
+/** Set by the keeper in the serving processes it starts: the mounted /dev/fuse descriptor. */
+const SERVE_FD_ENV = 'HANDLEFS_SERVE_FD';
 
 async function main(argv: string[], helper: boolean): Promise<number> {
   const command: Command = helper ? parseMountHelper(argv) : parseCommand(argv);
@@ -30,7 +36,8 @@ async function main(argv: string[], helper: boolean): Promise<number> {
       process.stdout.write(`handlefs ${VERSION}\n`);
       return EXIT.ok;
     case 'mount':
-      return command.daemon && process.env[READY_FD_ENV] === undefined ? daemonize(argv, command.mountpoint) : mount(command);
+      if (process.env[SERVE_FD_ENV] !== undefined) return serveForKeeper(command);
+      return command.daemon && process.env[READY_FD_ENV] === undefined ? daemonize(argv, command.mountpoint) : mount(command, argv);
     case 'umount':
       return umount(command.mountpoint);
     case 'status':
@@ -38,30 +45,133 @@ async function main(argv: string[], helper: boolean): Promise<number> {
   }
 }
 
-async function mount(command: Extract<Command, { name: 'mount' }>): Promise<number> {
-  const logger = createLogger({ ...(command.logLevel !== undefined && { level: command.logLevel }), pretty: process.stderr.isTTY === true });
+/**
+ * `handlefs mount` in the foreground (and the detached child of --daemon): checks, mounts, and
+ * becomes the keeper of the mount (src/keeper/keeper.ts), which runs the serving process.
+ */
+async function mount(command: Extract<Command, { name: 'mount' }>, argv: string[]): Promise<number> {
   const readyFd = process.env[READY_FD_ENV] === undefined ? undefined : Number(process.env[READY_FD_ENV]);
   const tell = (message: object) => {
     if (readyFd !== undefined) fs.writeSync(readyFd, `${JSON.stringify(message)}\n`);
   };
+  const logger = createLogger({ ...(command.logLevel !== undefined && { level: command.logLevel }), pretty: process.stderr.isTTY === true });
+  let fd: number;
+  const mountpoint = path.resolve(command.mountpoint);
   try {
-    await runService({
+    const mountOptions = mountOptionsFor(command.options);
+    checkPrivileges();
+    await cleanStaleOwnMount(mountpoint, mountOptions.subtype);
+    await checkMountpoint(mountpoint);
+    const statePath = path.resolve(command.state ?? DEFAULT_STATE_PATH);
+    const holders = lockHolders(lockPathFor(statePath));
+    if (holders.length > 0) {
+      throw new ServiceRefusal(
+        `handlefs store: state file ${statePath} is in use by ${holders.map((p) => `pid ${p}`).join(', ')}; only one daemon may use a state file`,
+        'stateLocked',
+        'stop the other service, or give this one another --state FILE',
+      );
+    }
+    const m = await mountFuse(mountpoint, mountOptions, logger);
+    fd = m.handOver();
+  } catch (caught) {
+    const e = asCliError(caught);
+    if (e instanceof CliError) tell({ ready: false, code: e.exitCode, message: e.message, hint: e.hint });
+    else tell({ ready: false, code: EXIT.internal, message: (e as Error).message });
+    logger.flush?.();
+    throw e;
+  }
+  const env = { ...process.env };
+  delete env[READY_FD_ENV];
+  const keeper = new Keeper({
+    fuseFd: fd,
+    mountpoint,
+    // The serving process runs this very command line, from the code installed when it starts.
+    command: [process.execPath, ...process.execArgv, process.argv[1]!, ...argv],
+    env,
+    logPath: readyFd === undefined ? null : logPathOf(mountpoint),
+    initPath: controlSocketPath(mountpoint).replace(/\.sock$/, '.init.json'),
+    onReady: (answer) => tell(answer),
+  });
+  keeper.start();
+  const code = await keeper.done;
+  logger.flush?.();
+  if (code !== 0) process.exitCode = code;
+  return code;
+}
+
+/** `handlefs mount` over a stale mount of handlefs (its keeper and server gone): detach it, say so, go on. */
+async function cleanStaleOwnMount(mountpoint: string, subtype: string): Promise<void> {
+  const state = await inspectMountpoint(mountpoint);
+  if (state.state !== 'stale' || (state.fstype !== undefined && state.fstype !== `fuse.${subtype}`)) return;
+  await cleanStaleMount(mountpoint);
+  process.stderr.write(`handlefs: removed the stale handlefs mount at ${mountpoint} (its service was gone); mounting again\n`);
+}
+
+function logPathOf(mountpoint: string): string {
+  return controlSocketPath(mountpoint).replace(/\.sock$/, '.log');
+}
+
+/**
+ * A serving process started by the keeper: loads, says so, waits to be told to go (a standby waits
+ * here with its code loaded), then serves the keeper's descriptor until unmounted, stopped or
+ * asked to hand over.
+ */
+async function serveForKeeper(command: Extract<Command, { name: 'mount' }>): Promise<number> {
+  const logger = createLogger({ ...(command.logLevel !== undefined && { level: command.logLevel }), pretty: process.stderr.isTTY === true });
+  const send = (m: FromServer): void => {
+    try {
+      process.send?.(m);
+    } catch {
+      /* the keeper is gone */
+    }
+  };
+  let go!: (m: Extract<ToServer, { t: 'go' }>) => void;
+  const told = new Promise<Extract<ToServer, { t: 'go' }>>((r) => (go = r));
+  let stop!: (reason: string) => void;
+  const stopRequest = new Promise<string>((r) => (stop = r));
+  let handOver!: () => void;
+  const handOverRequest = new Promise<void>((r) => (handOver = r));
+  let active = false;
+  process.on('message', (m: ToServer) => {
+    if (m.t === 'go') go(m);
+    else if (m.t === 'drain') (active ? handOver : () => process.exit(0))();
+    else if (m.t === 'stop') (active ? () => stop(m.reason) : () => process.exit(0))();
+  });
+  process.on('disconnect', () => {
+    if (!active) process.exit(0); // a standby whose keeper is gone
+    logger.error('the keeper is gone: the mount now ends with this process');
+  });
+  send({ t: 'loaded' });
+  const order = await told;
+  active = true;
+  try {
+    const report = await runService({
       mountpoint: command.mountpoint,
       statePath: command.state ?? DEFAULT_STATE_PATH,
       mountOptions: command.options,
       logger,
       version: VERSION,
-      onReady: () => tell({ ready: true }),
+      device: {
+        fd: Number(process.env[SERVE_FD_ENV]),
+        keeper: order.keeper,
+        ...(order.resume !== null && order.resume !== undefined && { resume: order.resume as ConnectionInfo }),
+      },
+      onInit: (conn) => send({ t: 'init', conn }),
+      onReady: () => send({ t: 'ready' }),
+      stopRequest,
+      handOverRequest,
     });
-    return EXIT.ok;
+    send(report.reason === 'handed over' ? { t: 'drained' } : { t: 'ending', reason: report.reason });
   } catch (caught) {
     const e = asCliError(caught);
-    if (e instanceof CliError) tell({ ready: false, code: e.exitCode, message: e.message, hint: e.hint });
-    else tell({ ready: false, code: EXIT.internal, message: (e as Error).message });
-    throw e;
-  } finally {
+    if (e instanceof CliError) send({ t: 'refused', code: e.exitCode, message: e.message, ...(e.hint !== undefined && { hint: e.hint }) });
+    logger.error({ err: e }, 'the serving process failed');
     logger.flush?.();
+    process.exit(e instanceof CliError ? e.exitCode : EXIT.internal);
   }
+  logger.flush?.();
+  // Exit now: a successor is waiting for this process (and its store lock) to be gone.
+  process.exit(EXIT.ok);
 }
 
 /**
@@ -69,7 +179,7 @@ async function mount(command: Extract<Command, { name: 'mount' }>): Promise<numb
  * return once it says the mount is ready (or pass on its error and exit code).
  */
 async function daemonize(argv: string[], mountpoint: string): Promise<number> {
-  const logPath = controlSocketPath(mountpoint).replace(/\.sock$/, '.log');
+  const logPath = logPathOf(path.resolve(mountpoint));
   fs.mkdirSync(runtimeDir(), { recursive: true, mode: 0o755 });
   const log = fs.openSync(logPath, 'a', 0o600);
   // The child runs this very command line (helper form included); the environment tells it to

@@ -467,6 +467,18 @@ export class FuseMount {
     return this.channel;
   }
 
+  /**
+   * Gives the descriptor away (to a keeper that holds it for the mount's life): this object no
+   * longer closes it or unmounts at process exit. Returns the descriptor.
+   */
+  handOver(): number {
+    if (this.fdOwnedByChannel || this.fdClosed) throw new Error('FuseMount: the descriptor was already taken');
+    this.fdOwnedByChannel = true;
+    this.done = true;
+    live.delete(this);
+    return this.fd;
+  }
+
   /** Unmount (idempotent; concurrent calls share one attempt). */
   unmount(): Promise<void> {
     this.unmounting ??= (async () => {
