@@ -2,14 +2,15 @@
  * The handlefs command. Thin: parse, then hand over to the service or the control socket.
  * Every failure a user can meet is one line on stderr (plus a hint) and a distinct exit code.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseCommand, parseMountHelper, type Command } from './args.js';
 import { CliError, EXIT, asCliError } from './exit-codes.js';
 import { COMMAND_HELP, MAIN_HELP } from './help.js';
 import { createLogger } from '../log.js';
-import { mountAt, unmount, inspectMountpoint, cleanStaleMount, mountFuse } from '../fuse/mount.js';
+import { mountAt, inspectMountpoint, cleanStaleMount, mountFuse, unmountCommand } from '../fuse/mount.js';
+import { bindMountsOf, describeHolders, processesUnder } from '../fuse/holders.js';
 import type { ConnectionInfo } from '../fuse/types.js';
 import { Keeper, type FromServer, type ToServer } from '../keeper/keeper.js';
 import { controlSocketPath, requestControl, runtimeDir } from '../service/control.js';
@@ -39,7 +40,9 @@ async function main(argv: string[], helper: boolean): Promise<number> {
       if (process.env[SERVE_FD_ENV] !== undefined) return serveForKeeper(command);
       return command.daemon && process.env[READY_FD_ENV] === undefined ? daemonize(argv, command.mountpoint) : mount(command, argv);
     case 'umount':
-      return umount(command.mountpoint);
+      return umount(command.mountpoint, command.lazy);
+    case 'restart':
+      return restart(command.mountpoint);
     case 'status':
       return status(command.mountpoint, command.json);
   }
@@ -208,21 +211,114 @@ async function daemonize(argv: string[], mountpoint: string): Promise<number> {
   throw new CliError(answer.message ?? 'the service failed to start', (answer.code ?? EXIT.internal) as CliError['exitCode'], answer.hint);
 }
 
-async function umount(mountpoint: string): Promise<number> {
+/** The pids that must be gone before a mount's service has really stopped (keeper and server). */
+async function servicePids(p: string): Promise<number[]> {
+  try {
+    const s = await requestControl<ServiceStatus>(p, { op: 'status' }, 3000);
+    return [s.pid, ...(s.keeperPid !== null && s.keeperPid !== undefined ? [s.keeperPid] : [])];
+  } catch {
+    return [];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function waitGone(pids: number[], ms: number): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  let left = pids.filter(alive);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    left = left.filter(alive);
+  }
+  return left;
+}
+
+/**
+ * `handlefs umount`: exit 0 only once the mount is gone and its service has exited. A busy mount
+ * (bind mounts of its handles, open files) is refused with EXIT.mountBusy and what holds it;
+ * --lazy detaches it anyway and says who the service goes on serving.
+ */
+async function umount(mountpoint: string, lazy: boolean): Promise<number> {
   const p = path.resolve(mountpoint);
   const state = await inspectMountpoint(p);
-  if (state.state === 'stale' || state.state === 'unresponsive') {
+  if (state.state === 'stale') {
     await cleanStaleMount(p);
+    process.stderr.write(`handlefs: removed the stale mount at ${p} (its service was gone)\n`);
     return EXIT.ok;
   }
   const m = mountAt(p);
   if (m === undefined) throw new CliError(`${p} is not mounted`, EXIT.notMounted);
   if (!m.fstype.startsWith('fuse.')) throw new CliError(`${p} is not a handlefs mount (${m.fstype})`, EXIT.notMounted);
-  await unmount(p);
+  const pids = await servicePids(p);
+  const binds = bindMountsOf(p);
+  if (binds.length > 0 && !lazy) {
+    // umount would succeed, yet the filesystem lives on in the bind mounts and so does the service.
+    throw new CliError(
+      `${p} is busy: ${describeHolders({ bindMounts: binds, processes: [] })}`,
+      EXIT.mountBusy,
+      `unmount those first, or detach it anyway: handlefs umount --lazy ${p}`,
+    );
+  }
+  const [cmd, args] = unmountCommand(p, lazy);
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 15_000, env: { ...process.env, LC_ALL: 'C' } });
+  if (r.status !== 0 && mountAt(p) !== undefined) {
+    const busy = /busy/i.test(r.stderr ?? '');
+    if (busy) {
+      const holders = describeHolders({ bindMounts: [], processes: processesUnder(p) });
+      throw new CliError(`${p} is busy${holders ? `: ${holders}` : ' (open files or working directories in it)'}`, EXIT.mountBusy, `close them, or detach it anyway: handlefs umount --lazy ${p}`);
+    }
+    throw new CliError(`could not unmount ${p}: ${(r.stderr ?? '').trim() || `${cmd} exit ${r.status}`}`, EXIT.internal);
+  }
+  if (lazy && (binds.length > 0 || processesUnder(p, 1).length > 0 || (await waitGone(pids, 1000)).length > 0)) {
+    const users = describeHolders({ bindMounts: binds, processes: [] });
+    process.stderr.write(
+      `handlefs: detached ${p}; the service${pids.length > 0 ? ` (pid ${pids.join(', ')})` : ''} goes on serving ${users ?? 'the files still open in it'} and exits once they are gone\n`,
+    );
+    return EXIT.ok;
+  }
   // Wait for the service to finish (flush the store, close its socket) so scripts can go on.
-  const deadline = Date.now() + 10_000;
-  while (fs.existsSync(controlSocketPath(p)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const left = await waitGone(pids, 15_000);
+  if (left.length > 0) {
+    throw new CliError(`${p} is unmounted, but its service (pid ${left.join(', ')}) has not exited after 15 s`, EXIT.serviceUnreachable, `see its log; stop it with: kill ${left.join(' ')}`);
+  }
   return EXIT.ok;
+}
+
+/**
+ * `handlefs restart`: SIGHUP to the mount's keeper, then wait until a new serving process (the
+ * code installed now) answers.
+ */
+async function restart(mountpoint: string): Promise<number> {
+  const p = path.resolve(mountpoint);
+  let before: ServiceStatus;
+  try {
+    before = await requestControl<ServiceStatus>(p, { op: 'status' });
+  } catch (e) {
+    if (mountAt(p) === undefined) throw new CliError(`${p} is not mounted`, EXIT.notMounted);
+    throw new CliError(`no handlefs service answers for ${p}: ${(e as Error).message}`, EXIT.serviceUnreachable);
+  }
+  if (before.keeperPid === null || before.keeperPid === undefined) {
+    throw new CliError(`the service at ${p} (pid ${before.pid}) has no keeper to restart it`, EXIT.restartFailed, `remount it with this version: handlefs umount ${p} && handlefs mount ${p} ...`);
+  }
+  const started = Date.now();
+  process.kill(before.keeperPid, 'SIGHUP');
+  const deadline = started + 30_000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = await requestControl<ServiceStatus>(p, { op: 'status' }, 2000).catch(() => undefined);
+    if (now !== undefined && now.pid !== before.pid) {
+      process.stdout.write(`handlefs: ${p} is served by pid ${now.pid} (handlefs ${now.version}; was pid ${before.pid}, ${before.version}) after ${Date.now() - started} ms\n`);
+      return EXIT.ok;
+    }
+  }
+  throw new CliError(`no new serving process took over ${p} within 30 s`, EXIT.restartFailed, `see the log${before.logPath ? ` (${before.logPath})` : ''}`);
 }
 
 async function status(mountpoint: string, json: boolean): Promise<number> {

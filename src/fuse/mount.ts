@@ -349,7 +349,7 @@ function runCmd(cmd: string, args: string[], opts: { timeoutMs: number; fd?: num
  * `umount -i -c` (-i: no umount.<type> helper; -c: umount never stats the mount it removes), otherwise the
  * user's route, `fusermount3 -u -q` (-z for lazy).
  */
-function unmountCommand(p: string, lazy: boolean): [string, string[]] {
+export function unmountCommand(p: string, lazy: boolean): [string, string[]] {
   if (isRoot()) return ['umount', ['-i', '-c', ...(lazy ? ['-l'] : []), p]];
   return [findFusermount() ?? 'fusermount3', ['-u', ...(lazy ? ['-z'] : []), '-q', '--', p]];
 }

@@ -283,6 +283,8 @@ export class Keeper {
         s.ending = true;
         return;
       case 'drained':
+        // Its store is closed (the lock is free): the successor need not wait for the exit.
+        if (s === this.current && s.leaving === 'drain') this.takeOver('restart');
         return;
     }
   }

@@ -14,6 +14,7 @@ import { CORE } from '../core/tokens.js';
 import { inspectMountpoint, MountError, MountOptionError, parseMountOptions, type MountOptions } from '../fuse/mount.js';
 import { DevFuseChannel } from '../fuse/device.js';
 import { unmount } from '../fuse/mount.js';
+import { bindMountsOf, describeHolders, processesUnder } from '../fuse/holders.js';
 import type { SessionFactory } from '../fuse/module.js';
 import type { FuseSession } from '../fuse/session.js';
 import type { ConnectionInfo, LowLevelFileSystem } from '../fuse/types.js';
@@ -197,14 +198,15 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
   let control: ControlServer | undefined;
   let reason = 'unmounted';
   let handedOver = false;
-  const stopOnSignal = (signal: NodeJS.Signals) => {
-    reason = signal;
-    void session?.stop(signal);
-  };
-  void options.stopRequest?.then((why) => {
+  /** What a stop leaves behind (bind mounts and open files that lose their service), said in the last log line. */
+  let leftBehind: string | undefined;
+  const stopFor = (why: string) => {
     reason = why;
+    leftBehind ??= describeHolders({ bindMounts: bindMountsOf(mountpoint), processes: processesUnder(mountpoint) });
     void session?.stop(why);
-  });
+  };
+  const stopOnSignal = (signal: NodeJS.Signals) => stopFor(signal);
+  void options.stopRequest?.then(stopFor);
   try {
     const tree = container.get<HandleTree>(TREE.HandleTree);
     const table = container.get<InodeTable<HandleObject>>(CORE.Table);
@@ -239,7 +241,9 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
       await running;
     }
     const final = status();
-    log.info({ reason, counters: final.counters }, handedOver ? 'handlefs handed the mount over' : 'handlefs stopped');
+    if (handedOver) log.info({ reason, counters: final.counters }, 'handlefs handed the mount over');
+    else if (leftBehind !== undefined) log.warn({ reason, counters: final.counters, leftBehind }, `handlefs stopped (${reason}); left behind, now without a service: ${leftBehind}`);
+    else log.info({ reason, counters: final.counters }, `handlefs stopped (${reason}); nothing left behind`);
     return { reason, status: final };
   } catch (e) {
     if (e instanceof MountError) throw new ServiceRefusal(e.message, 'mountFailed');
