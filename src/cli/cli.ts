@@ -14,10 +14,8 @@ import { bindMountsOf, describeHolders, processesUnder } from '../fuse/holders.j
 import type { ConnectionInfo } from '../fuse/types.js';
 import { Keeper, type FromServer, type ToServer } from '../keeper/keeper.js';
 import { controlSocketPath, requestControl, runtimeDir } from '../service/control.js';
-import { ServiceRefusal } from '../service/refusal.js';
-import { checkMountpoint, checkPrivileges, mountOptionsFor, runService } from '../service/service.js';
+import { checkMountpoint, checkPrivileges, checkState, mountOptionsFor, runService } from '../service/service.js';
 import { formatStatus, type ServiceStatus } from '../service/status.js';
-import { lockHolders, lockPathFor } from '../store/lock.js';
 import { DEFAULT_STATE_PATH } from '../store/sqlite-store.js';
 
 let VERSION = '0.0.0';
@@ -38,7 +36,7 @@ async function main(argv: string[], helper: boolean): Promise<number> {
       return EXIT.ok;
     case 'mount':
       if (process.env[SERVE_FD_ENV] !== undefined) return serveForKeeper(command);
-      return command.daemon && process.env[READY_FD_ENV] === undefined ? daemonize(argv, command.mountpoint) : mount(command, argv);
+      return command.daemon && process.env[READY_FD_ENV] === undefined ? daemonize(argv, command) : mount(command, argv);
     case 'umount':
       return umount(command.mountpoint, command.lazy);
     case 'restart':
@@ -65,15 +63,7 @@ async function mount(command: Extract<Command, { name: 'mount' }>, argv: string[
     checkPrivileges();
     await cleanStaleOwnMount(mountpoint, mountOptions.subtype);
     await checkMountpoint(mountpoint);
-    const statePath = path.resolve(command.state ?? DEFAULT_STATE_PATH);
-    const holders = lockHolders(lockPathFor(statePath));
-    if (holders.length > 0) {
-      throw new ServiceRefusal(
-        `handlefs store: state file ${statePath} is in use by ${holders.map((p) => `pid ${p}`).join(', ')}; only one daemon may use a state file`,
-        'stateLocked',
-        'stop the other service, or give this one another --state FILE',
-      );
-    }
+    checkState(command.state ?? DEFAULT_STATE_PATH);
     const m = await mountFuse(mountpoint, mountOptions, logger);
     fd = m.handOver();
   } catch (caught) {
@@ -93,11 +83,17 @@ async function mount(command: Extract<Command, { name: 'mount' }>, argv: string[
     env,
     logPath: readyFd === undefined ? null : logPathOf(mountpoint),
     initPath: controlSocketPath(mountpoint).replace(/\.sock$/, '.init.json'),
-    onReady: (answer) => tell(answer),
+    ...crashLimit(),
+    onReady: (answer) => {
+      tell(answer);
+      if (!answer.ready) refused = answer;
+    },
   });
+  let refused: { code: number; message: string; hint?: string } | undefined;
   keeper.start();
   const code = await keeper.done;
   logger.flush?.();
+  if (refused !== undefined) throw new CliError(refused.message, refused.code as CliError['exitCode'], refused.hint);
   if (code !== 0) process.exitCode = code;
   return code;
 }
@@ -108,6 +104,15 @@ async function cleanStaleOwnMount(mountpoint: string, subtype: string): Promise<
   if (state.state !== 'stale' || (state.fstype !== undefined && state.fstype !== `fuse.${subtype}`)) return;
   await cleanStaleMount(mountpoint);
   process.stderr.write(`handlefs: removed the stale handlefs mount at ${mountpoint} (its service was gone); mounting again\n`);
+}
+
+/** HANDLEFS_CRASH_LIMIT=N/SECONDS: the keeper gives up after N crashes in SECONDS (default 5/60). */
+function crashLimit(): { maxCrashes?: number; crashWindowMs?: number } {
+  const v = process.env['HANDLEFS_CRASH_LIMIT'];
+  if (v === undefined) return {};
+  const m = /^(\d+)\/(\d+(?:\.\d+)?)$/.exec(v.trim());
+  if (m === null || Number(m[1]) < 1) throw new CliError(`HANDLEFS_CRASH_LIMIT must be N/SECONDS with N >= 1 (got "${v}")`, EXIT.usage);
+  return { maxCrashes: Number(m[1]), crashWindowMs: Number(m[2]) * 1000 };
 }
 
 function logPathOf(mountpoint: string): string {
@@ -168,7 +173,7 @@ async function serveForKeeper(command: Extract<Command, { name: 'mount' }>): Pro
   } catch (caught) {
     const e = asCliError(caught);
     if (e instanceof CliError) send({ t: 'refused', code: e.exitCode, message: e.message, ...(e.hint !== undefined && { hint: e.hint }) });
-    logger.error({ err: e }, 'the serving process failed');
+    if (!(e instanceof CliError)) logger.error({ err: e }, 'the serving process failed');
     logger.flush?.();
     process.exit(e instanceof CliError ? e.exitCode : EXIT.internal);
   }
@@ -181,7 +186,10 @@ async function serveForKeeper(command: Extract<Command, { name: 'mount' }>): Pro
  * `mount --daemon`: run the same command detached, with its logs in the runtime directory, and
  * return once it says the mount is ready (or pass on its error and exit code).
  */
-async function daemonize(argv: string[], mountpoint: string): Promise<number> {
+async function daemonize(argv: string[], command: Extract<Command, { name: 'mount' }>): Promise<number> {
+  const mountpoint = command.mountpoint;
+  // Said here, on the caller's terminal, rather than in the log.
+  await cleanStaleOwnMount(path.resolve(mountpoint), mountOptionsFor(command.options).subtype);
   const logPath = logPathOf(path.resolve(mountpoint));
   fs.mkdirSync(runtimeDir(), { recursive: true, mode: 0o755 });
   const log = fs.openSync(logPath, 'a', 0o600);
@@ -221,12 +229,13 @@ async function servicePids(p: string): Promise<number[]> {
   }
 }
 
+/** Whether `pid` still runs (a zombie has exited: it only waits for its parent). */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^\d+ \(.*\) [ZX]/s.test(stat);
+  } catch {
+    return false;
   }
 }
 

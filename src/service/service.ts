@@ -25,7 +25,8 @@ import { createSourcesModule } from '../sources/module.js';
 import { SOURCES } from '../sources/tokens.js';
 import { StateLockedError } from '../store/lock.js';
 import { storeModule } from '../store/module.js';
-import type { SqliteStore } from '../store/sqlite-store.js';
+import { openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
+import { silentLogger } from '../log.js';
 import { STORE_TOKENS } from '../store/tokens.js';
 import type { HandleObject } from '../tree/context.js';
 import type { HandleTree } from '../tree/handle-fs.js';
@@ -144,6 +145,21 @@ export function stateError(statePath: string, e: unknown): ServiceRefusal {
   if (code === 'EROFS') return new ServiceRefusal(`state ${statePath} is in a read-only place: ${cause}`, 'stateReadOnly', 'give --state a file in a writable directory');
   if (code === 'ENOSPC') return new ServiceRefusal(`state ${statePath}: no space left: ${cause}`, 'stateReadOnly', 'free space, or give --state a file elsewhere');
   return new ServiceRefusal(`state ${statePath} cannot be used: ${cause}`, 'stateUnreadable', 'check the file, or give --state another file');
+}
+
+/**
+ * Opens and closes the state file, so that what would refuse the service (unreadable, read-only,
+ * locked) refuses it before anything is mounted.
+ */
+export function checkState(statePath: string): void {
+  let store: SqliteStore | undefined;
+  try {
+    store = openSqliteStore({ path: path.resolve(statePath), logger: silentLogger(), commitThread: false });
+  } catch (e) {
+    throw stateError(statePath, e);
+  } finally {
+    store?.close();
+  }
 }
 
 /** A session on the keeper's descriptor; stopping it unmounts like a mount of our own would. */
