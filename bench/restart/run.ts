@@ -12,7 +12,7 @@
  *   answers with the new pid.
  * Prints p50/p90/max and a markdown table for docs/benchmarks.md.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
