@@ -48,7 +48,12 @@ test('help and version forms', (t) => {
   t.deepEqual(parseCommand(['mount', '--help']), { name: 'help', topic: 'mount' });
   t.deepEqual(parseCommand(['umount', '-h']), { name: 'help', topic: 'umount' });
   t.deepEqual(parseCommand(['status', '/m', '--json']), { name: 'status', mountpoint: '/m', json: true });
-  t.deepEqual(parseCommand(['unmount', '/m']), { name: 'umount', mountpoint: '/m' });
+  t.deepEqual(parseCommand(['unmount', '/m']), { name: 'umount', mountpoint: '/m', lazy: false });
+  t.deepEqual(parseCommand(['umount', '--lazy', '/m']), { name: 'umount', mountpoint: '/m', lazy: true });
+  t.deepEqual(parseCommand(['umount', '-l', '/m']), { name: 'umount', mountpoint: '/m', lazy: true });
+  t.deepEqual(parseCommand(['restart', '/m']), { name: 'restart', mountpoint: '/m' });
+  t.deepEqual(parseCommand(['reload', '/m']), { name: 'restart', mountpoint: '/m' });
+  t.deepEqual(parseCommand(['help', 'restart']), { name: 'help', topic: 'restart' });
 });
 
 test('the mount(8) helper form becomes a daemonized mount with the source as fsname', (t) => {

@@ -52,6 +52,7 @@ import {
   writeI64,
   writeU64,
 } from '../../src/fuse/index.js';
+import { encodeOutHeader as encodeOutHeaderRaw, isResent, readUnique, RESENT_UNIQUE } from '../../src/fuse/codec.js';
 
 const ATTR: Attr = {
   ino: 0x1_2345_6789,
@@ -496,4 +497,21 @@ test('fuzz: mutated and truncated valid requests; result independent of bytes pa
     ),
     { numRuns: 3000 },
   );
+});
+
+test('a resent request keeps bit 63 of its unique, and the reply echoes it exactly', (t) => {
+  // The kernel sets FUSE_UNIQUE_RESEND (1 << 63) on requests it resends after FUSE_NOTIFY_RESEND.
+  const raw = Buffer.alloc(8);
+  raw.writeBigUInt64LE((1n << 63n) | 0x1_2345_6788n);
+  const unique = readUnique(raw, 0);
+  t.true(isResent(unique));
+  t.is(unique, RESENT_UNIQUE + 0x1_2345_6788);
+  const out = Buffer.alloc(16);
+  encodeOutHeaderRaw(out, 0, 16, 0, unique);
+  t.is(out.readBigUInt64LE(8), (1n << 63n) | 0x1_2345_6788n);
+  // An ordinary unique is unchanged both ways.
+  raw.writeBigUInt64LE(42n);
+  t.false(isResent(readUnique(raw, 0)));
+  encodeOutHeaderRaw(out, 0, 16, 0, readUnique(raw, 0));
+  t.is(out.readBigUInt64LE(8), 42n);
 });

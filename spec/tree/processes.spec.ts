@@ -44,7 +44,7 @@ test('identity across routes: pid/<pid>, by-ino/<ino>, ".", getattr, READDIR and
   t.is(byIno.generation, byPid.generation);
   t.deepEqual(byIno.attr, byPid.attr);
   t.is((await h.lookup(byPid.nodeId, '.')).nodeId, byPid.nodeId);
-  t.is(h.tree.getattr(rc(), byPid.nodeId).attr.ino, byPid.nodeId);
+  t.is((await h.tree.getattr(rc(), byPid.nodeId)).attr.ino, byPid.nodeId);
   const plain = (await h.readdir(PID_DIR)).find((e) => e.name === String(p.pid))!;
   t.is(plain.ino, byPid.nodeId, 'd_ino agrees with stat');
   const plus = (await h.readdir(PID_DIR, { plus: true })).find((e) => e.name === String(p.pid))!;
@@ -253,7 +253,7 @@ test('what a process handle reads, and fields that cannot be read', async (t) =>
   t.is(init.Uid, 'unreadable');
   t.is(init.Cgroup, 'unreadable');
   t.is(init.Gid, '0\t0\t0\t0');
-  t.is(h.tree.getattr(rc(), (await h.lookup(PID_DIR, '1')).nodeId).attr.uid, 0);
+  t.is((await h.tree.getattr(rc(), (await h.lookup(PID_DIR, "1")).nodeId)).attr.uid, 0);
 });
 
 test('a process vanishing between listing and use: ENOENT or a dead read, never a crash or a leak', async (t) => {

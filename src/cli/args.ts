@@ -7,7 +7,8 @@ export type Command =
   | { name: 'help'; topic?: string }
   | { name: 'version' }
   | { name: 'mount'; mountpoint: string; state?: string; options: string[]; daemon: boolean; logLevel?: string }
-  | { name: 'umount'; mountpoint: string }
+  | { name: 'umount'; mountpoint: string; lazy: boolean }
+  | { name: 'restart'; mountpoint: string }
   | { name: 'status'; mountpoint: string; json: boolean };
 
 /** Options mount(8) passes to helpers that mean nothing to a FUSE server; accepted and ignored. */
@@ -73,7 +74,7 @@ export function parseCommand(argv: readonly string[]): Command {
   switch (first) {
     case 'help': {
       const topic = rest[0];
-      if (topic !== undefined && !['mount', 'umount', 'status', 'help'].includes(topic)) throw usage(`help: unknown command '${topic}'`);
+      if (topic !== undefined && !['mount', 'umount', 'status', 'restart', 'help'].includes(topic)) throw usage(`help: unknown command '${topic}'`);
       return topic === undefined || topic === 'help' ? { name: 'help' } : { name: 'help', topic };
     }
     case 'mount': {
@@ -101,9 +102,15 @@ export function parseCommand(argv: readonly string[]): Command {
     }
     case 'umount':
     case 'unmount': {
-      const { values, positionals } = parse('umount', rest, {});
+      const { values, positionals } = parse('umount', rest, { lazy: { type: 'boolean', short: 'l' } });
       if (values.help) return { name: 'help', topic: 'umount' };
-      return { name: 'umount', mountpoint: oneMountpoint('umount', positionals) };
+      return { name: 'umount', mountpoint: oneMountpoint('umount', positionals), lazy: Boolean(values.lazy) };
+    }
+    case 'restart':
+    case 'reload': {
+      const { values, positionals } = parse('restart', rest, {});
+      if (values.help) return { name: 'help', topic: 'restart' };
+      return { name: 'restart', mountpoint: oneMountpoint('restart', positionals) };
     }
     case 'status': {
       const { values, positionals } = parse('status', rest, { json: { type: 'boolean' } });

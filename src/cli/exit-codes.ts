@@ -21,6 +21,8 @@ export const EXIT = {
   badMountOption: 13,
   notMounted: 14,
   serviceUnreachable: 15,
+  mountBusy: 16,
+  restartFailed: 17,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

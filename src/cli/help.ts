@@ -6,7 +6,8 @@ inode number, through FUSE: MNT/pid/<pid>, MNT/ns/<type>/<nsfs-inode>, MNT/by-in
 
 commands:
   mount MNT      mount the filesystem at MNT (stays in the foreground unless --daemon)
-  umount MNT     unmount it and stop the service cleanly
+  umount MNT     unmount it and stop the service cleanly (--lazy: detach a busy mount)
+  restart MNT    replace the serving process with the installed code, without a client error
   status MNT     show what the running service holds (--json for tools)
   help [CMD]     show this text, or a command's
 
@@ -36,10 +37,27 @@ options:
                      (or HANDLEFS_LOG_LEVEL); debug logs one line per FUSE request and reply
   -h, --help         show this text`;
 
-export const UMOUNT_HELP = `usage: handlefs umount MNT
+export const UMOUNT_HELP = `usage: handlefs umount MNT [--lazy]
 
-Unmounts the handle filesystem at MNT; the service flushes its store and exits 0. Also cleans
-up a stale mount (one whose service died) at MNT.`;
+Unmounts the handle filesystem at MNT and waits until the service has flushed its store and
+exited; exits 0 only then. A mount still in use (a bind mount of a handle, an open file, a
+working directory) is not unmounted: exit 16, naming what holds it where it can tell. Also
+cleans up a stale mount (one whose service died) at MNT.
+
+options:
+  -l, --lazy  detach the mount now even if busy (umount -l); the service goes on serving the
+              files still open and the bind mounts, and exits when the last one is gone
+  -h, --help  show this text`;
+
+export const RESTART_HELP = `usage: handlefs restart MNT
+
+Replaces the process serving MNT with the handlefs code installed now (after an upgrade),
+gracefully: the old process stops reading requests, answers the ones it read and hands over;
+clients see a short delay, no error. The keeper that holds the mount stays (SIGHUP to the
+keeper does the same: systemctl reload). Exit 17 if no new process took over.
+
+options:
+  -h, --help  show this text`;
 
 export const STATUS_HELP = `usage: handlefs status MNT [--json]
 
@@ -51,4 +69,4 @@ options:
   --json      one JSON object instead of text
   -h, --help  show this text`;
 
-export const COMMAND_HELP: Record<string, string> = { mount: MOUNT_HELP, umount: UMOUNT_HELP, status: STATUS_HELP };
+export const COMMAND_HELP: Record<string, string> = { mount: MOUNT_HELP, umount: UMOUNT_HELP, status: STATUS_HELP, restart: RESTART_HELP };

@@ -110,6 +110,36 @@ export function readU64(buf: Buffer, off: number): number {
   return dv.getUint32(off + 4, true) * TWO32 + dv.getUint32(off, true);
 }
 
+/**
+ * A request's `unique` in JS: bit 63 (FUSE_UNIQUE_RESEND, set on requests the kernel resends after
+ * FUSE_NOTIFY_RESEND) becomes RESENT_UNIQUE (2^52), so the number stays exact and a reply echoes
+ * the very bits the kernel sent. The kernel's counter steps by 2 per request: 2^52 is centuries away.
+ */
+export const RESENT_UNIQUE = 2 ** 52;
+const RESEND_HI = 0x80000000;
+const HI_BELOW_FLAG = 0x100000; // 2^52 / 2^32
+
+export function readUnique(buf: Buffer, off: number): number {
+  const dv = readView(buf);
+  const hi = dv.getUint32(off + 4, true);
+  const lo = dv.getUint32(off, true);
+  if (hi < RESEND_HI) return hi * TWO32 + lo;
+  return RESENT_UNIQUE + ((hi - RESEND_HI) % HI_BELOW_FLAG) * TWO32 + lo;
+}
+
+/** Writes a unique read by readUnique (RESENT_UNIQUE back to bit 63). */
+export function writeUnique(buf: Buffer, off: number, v: number): void {
+  if (v < RESENT_UNIQUE) return writeU64(buf, off, v);
+  writeU64(buf, off, v - RESENT_UNIQUE);
+  const dv = writeView(buf);
+  dv.setUint32(off + 4, (dv.getUint32(off + 4, true) | RESEND_HI) >>> 0, true);
+}
+
+/** Whether a unique (as readUnique returns it) is of a resent request. */
+export function isResent(unique: number): boolean {
+  return unique >= RESENT_UNIQUE;
+}
+
 /** i64 at `off` as a number (exact within ±2^53). */
 export function readI64(buf: Buffer, off: number): number {
   const dv = readView(buf);
@@ -228,7 +258,7 @@ export function decodeInHeader(buf: Buffer, start = 0, end = buf.length): Reques
   }
   const dv = readView(buf);
   const len = dv.getUint32(start + InHeader.len, true);
-  const unique = readU64(buf, start + InHeader.unique);
+  const unique = readUnique(buf, start + InHeader.unique);
   if (len < InHeader.SIZE) {
     throw new FuseDecodeError(`request length ${len} is shorter than its header`, Errno.EIO, unique);
   }
@@ -460,7 +490,7 @@ export function decodeRequest(buf: Buffer, start = 0, end = buf.length): FuseReq
       return { kind: 'ACCESS', h, mask: buf.readUInt32LE(b + AccessIn.mask) };
     case Opcode.INTERRUPT:
       need(h, n, InterruptIn.SIZE);
-      return { kind: 'INTERRUPT', h, target: readU64(buf, b + InterruptIn.unique) };
+      return { kind: 'INTERRUPT', h, target: readUnique(buf, b + InterruptIn.unique) };
     case Opcode.POLL: {
       need(h, n, FUSE_COMPAT_POLL_IN_SIZE);
       return {
@@ -486,7 +516,7 @@ export function encodeOutHeader(buf: Buffer, off: number, len: number, errno: nu
   const dv = writeView(buf);
   dv.setUint32(off + OutHeader.len, len, true);
   dv.setInt32(off + OutHeader.error, errno === 0 ? 0 : -errno, true);
-  writeU64(buf, off + OutHeader.unique, unique);
+  writeUnique(buf, off + OutHeader.unique, unique);
   return OutHeader.SIZE;
 }
 
@@ -715,6 +745,13 @@ export function encodeNotifyInvalEntry(parent: number, name: string, flags: numb
   return buf;
 }
 
+/** A notification without a body: RESEND (7.40), INC_EPOCH (7.44). */
+export function encodeNotifyBare(code: number): Buffer {
+  const buf = Buffer.alloc(OutHeader.SIZE);
+  notifyHeader(buf, OutHeader.SIZE, code);
+  return buf;
+}
+
 export function encodeNotifyDelete(parent: number, child: number, name: string): Buffer {
   const nb = nameBytes(name);
   const size = OutHeader.SIZE + NotifyDeleteOut.SIZE + nb.length + 1;
@@ -749,7 +786,7 @@ export function encodeRequest(h: RequestHeaderSpec, body: Buffer = Buffer.alloc(
   const buf = Buffer.alloc(InHeader.SIZE + body.length);
   buf.writeUInt32LE(h.len ?? buf.length, InHeader.len);
   buf.writeUInt32LE(h.opcode, InHeader.opcode);
-  writeU64(buf, InHeader.unique, h.unique);
+  writeUnique(buf, InHeader.unique, h.unique);
   writeU64(buf, InHeader.nodeid, h.nodeId ?? 0);
   buf.writeUInt32LE(h.uid ?? 0, InHeader.uid);
   buf.writeUInt32LE(h.gid ?? 0, InHeader.gid);
@@ -843,7 +880,7 @@ export const requestBody = {
   },
   interrupt: (target: number): Buffer => {
     const b = Buffer.alloc(InterruptIn.SIZE);
-    writeU64(b, InterruptIn.unique, target);
+    writeUnique(b, InterruptIn.unique, target);
     return b;
   },
   poll: (fh: number, kh: number, flags: number, events: number): Buffer => {
@@ -872,7 +909,7 @@ export function decodeOutHeader(buf: Buffer, off = 0): OutHeaderFields {
     len: buf.readUInt32LE(off + OutHeader.len),
     errno: error === 0 ? 0 : -error,
     error,
-    unique: readU64(buf, off + OutHeader.unique),
+    unique: readUnique(buf, off + OutHeader.unique),
   };
 }
 

@@ -60,6 +60,8 @@ export interface FuseChannel {
   writeNotify(buf: Buffer): Promise<void>;
   /** Stop reading and release the device (aborts the connection if nothing else holds it). */
   close(): void;
+  /** Stop reading for good but keep the device open and the channel not ended (a hand-over). */
+  pause?(): void;
   readonly closed: boolean;
 }
 
@@ -175,6 +177,12 @@ export class DevFuseChannel implements FuseChannel {
   writeNotify(buf: Buffer): Promise<void> {
     if (this.isClosed) return Promise.reject(errnoError('ENODEV', 'write'));
     return this.notifyWriter.write(buf);
+  }
+
+  pause(): void {
+    const reader = this.reader;
+    this.reader = undefined;
+    reader?.stop();
   }
 
   close(): void {

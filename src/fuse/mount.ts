@@ -349,7 +349,7 @@ function runCmd(cmd: string, args: string[], opts: { timeoutMs: number; fd?: num
  * `umount -i -c` (-i: no umount.<type> helper; -c: umount never stats the mount it removes), otherwise the
  * user's route, `fusermount3 -u -q` (-z for lazy).
  */
-function unmountCommand(p: string, lazy: boolean): [string, string[]] {
+export function unmountCommand(p: string, lazy: boolean): [string, string[]] {
   if (isRoot()) return ['umount', ['-i', '-c', ...(lazy ? ['-l'] : []), p]];
   return [findFusermount() ?? 'fusermount3', ['-u', ...(lazy ? ['-z'] : []), '-q', '--', p]];
 }
@@ -465,6 +465,18 @@ export class FuseMount {
     this.fdOwnedByChannel = true;
     this.channel = new DevFuseChannel(this.fd, this.logger, { ...options, closeFd: true });
     return this.channel;
+  }
+
+  /**
+   * Gives the descriptor away (to a keeper that holds it for the mount's life): this object no
+   * longer closes it or unmounts at process exit. Returns the descriptor.
+   */
+  handOver(): number {
+    if (this.fdOwnedByChannel || this.fdClosed) throw new Error('FuseMount: the descriptor was already taken');
+    this.fdOwnedByChannel = true;
+    this.done = true;
+    live.delete(this);
+    return this.fd;
   }
 
   /** Unmount (idempotent; concurrent calls share one attempt). */

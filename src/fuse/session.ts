@@ -22,6 +22,7 @@ import {
   InitFlags,
   InitFlags2,
   MUTATING_OPCODES,
+  NotifyCode,
   NO_REPLY_OPCODES,
   O_ACCMODE,
   O_RDONLY,
@@ -45,6 +46,7 @@ import {
   encodeErrorReply,
   encodeGetxattrOut,
   encodeInitOut,
+  encodeNotifyBare,
   encodeNotifyDelete,
   encodeNotifyInvalEntry,
   encodeNotifyInvalInode,
@@ -53,6 +55,7 @@ import {
   encodePollOut,
   encodeStatfsOut,
   readU64,
+  readUnique,
   readView,
 } from './codec.js';
 import type { ChannelSink, FuseChannel } from './device.js';
@@ -92,6 +95,13 @@ export interface SessionOptions {
   unmount?: () => Promise<void>;
   /** How long stop() waits for the connection to end after unmount before closing the device. */
   stopTimeoutMs?: number;
+  /**
+   * Take over a connection another process initialised (its INIT as it negotiated it): no INIT
+   * will come. Before reading anything the session invalidates every cached name
+   * (FUSE_NOTIFY_INC_EPOCH, 7.44) and has the kernel resend what the predecessor read but never
+   * answered (FUSE_NOTIFY_RESEND, when the kernel offered FUSE_HAS_RESEND).
+   */
+  resume?: ConnectionInfo;
 }
 
 export interface SessionStats {
@@ -196,7 +206,7 @@ export class FuseSession {
 
   private readonly logger: Logger;
   private readonly out = Buffer.alloc(OUT_BUFFER_SIZE);
-  private readonly opts: Required<Omit<SessionOptions, 'unmount'>> & Pick<SessionOptions, 'unmount'>;
+  private readonly opts: Required<Omit<SessionOptions, 'unmount' | 'resume'>> & Pick<SessionOptions, 'unmount' | 'resume'>;
   private conn: ConnectionInfo | undefined;
   private minor = FUSE_KERNEL_MINOR_VERSION;
   private initDone = false;
@@ -230,6 +240,7 @@ export class FuseSession {
       debug: options.debug ?? false,
       stopTimeoutMs: options.stopTimeoutMs ?? 3000,
       unmount: options.unmount,
+      resume: options.resume,
     };
     this.logger = this.opts.debug ? logger.child({}, { level: 'debug' }) : logger;
     this.notifier = new SessionNotifier(this);
@@ -281,8 +292,52 @@ export class FuseSession {
         void this.finish(err);
       },
     };
+    if (this.opts.resume !== undefined) this.resumeConnection(this.opts.resume);
     this.channel.start(sink);
     return this.runPromise;
+  }
+
+  /**
+   * Serves a connection a predecessor initialised: adopts its INIT, then (before the first read)
+   * asks the kernel to drop every cached name and to resend the requests the predecessor had read.
+   */
+  private resumeConnection(conn: ConnectionInfo): void {
+    this.conn = Object.freeze({ ...conn, capabilities: Object.freeze({ ...conn.capabilities }) });
+    this.minor = conn.minor;
+    this.initDone = true;
+    const sent: string[] = [];
+    if (conn.minor >= 44 && conn.kernelMinor >= 44 && this.writeBare(NotifyCode.INC_EPOCH, 'INC_EPOCH')) sent.push('INC_EPOCH');
+    if ((conn.kernelFlags2 & InitFlags2.HAS_RESEND) !== 0 && this.writeBare(NotifyCode.RESEND, 'RESEND')) sent.push('RESEND');
+    this.logger.info({ protocol: `${conn.major}.${conn.minor}`, notified: sent }, 'FUSE connection resumed');
+    try {
+      this.fs.init?.(this.conn, this.notifier);
+    } catch (err) {
+      this.logger.error({ err }, 'init() of the filesystem failed; stopping');
+      this.rejectReady(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.resolveReady(this.conn);
+  }
+
+  /** Writes a notification without a body, synchronously (nothing in it waits on inode locks). */
+  private writeBare(code: number, what: string): boolean {
+    try {
+      const b = encodeNotifyBare(code);
+      this.channel.write(b, b.length);
+      return true;
+    } catch (err) {
+      this.logger.warn({ err, notification: what }, 'FUSE notification refused by the kernel');
+      return false;
+    }
+  }
+
+  /**
+   * Hands the connection over: stops reading (the device stays open and the mount stays) and
+   * resolves once every request read so far has been answered. A successor then takes over.
+   */
+  async detach(): Promise<void> {
+    this.channel.pause?.();
+    while (this.inflight.size > 0 && this.state === 'running') await new Promise((r) => setTimeout(r, 2));
   }
 
   /** Unmount (if a mount was given) and wait until the session has ended. */
@@ -384,7 +439,7 @@ export class FuseSession {
       if (reqLen < InHeader.SIZE || reqLen > avail) {
         // Framing is lost: answer what we can identify and drop the rest of this read.
         this.stats.malformed++;
-        const unique = readU64(buf, off + InHeader.unique);
+        const unique = readUnique(buf, off + InHeader.unique);
         const opcode = buf.readUInt32LE(off + InHeader.opcode);
         this.logger.warn({ unique, opcode: opcodeName(opcode), len: reqLen, bytes: avail }, 'FUSE request length does not match the bytes read');
         if (unique !== 0 && !NO_REPLY_OPCODES.has(opcode)) this.sendError(unique, Errno.EIO);
@@ -571,7 +626,7 @@ export class FuseSession {
     if ((opcode !== Opcode.LOOKUP && opcode !== Opcode.GETATTR) || dv.getUint16(start + InHeader.total_extlen, true) !== 0) {
       return false;
     }
-    const unique = readU64(buf, start + InHeader.unique);
+    const unique = readUnique(buf, start + InHeader.unique);
     const nodeId = readU64(buf, start + InHeader.nodeid);
     if (opcode === Opcode.LOOKUP) {
       let name: string;

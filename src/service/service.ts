@@ -12,14 +12,21 @@ import type { Logger } from 'pino';
 import type { InodeTable } from '../core/inode-table.js';
 import { CORE } from '../core/tokens.js';
 import { inspectMountpoint, MountError, MountOptionError, parseMountOptions, type MountOptions } from '../fuse/mount.js';
+import { DevFuseChannel } from '../fuse/device.js';
+import { unmount } from '../fuse/mount.js';
+import { bindMountsOf, describeHolders, processesUnder } from '../fuse/holders.js';
+import type { SessionFactory } from '../fuse/module.js';
 import type { FuseSession } from '../fuse/session.js';
+import type { ConnectionInfo, LowLevelFileSystem } from '../fuse/types.js';
+import type { KeeperInfo } from '../keeper/keeper.js';
 import { FUSE_TOKENS } from '../fuse/tokens.js';
 import type { FuseServer } from '../fuse/module.js';
 import { createSourcesModule } from '../sources/module.js';
 import { SOURCES } from '../sources/tokens.js';
 import { StateLockedError } from '../store/lock.js';
 import { storeModule } from '../store/module.js';
-import type { SqliteStore } from '../store/sqlite-store.js';
+import { openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
+import { silentLogger } from '../log.js';
 import { STORE_TOKENS } from '../store/tokens.js';
 import type { HandleObject } from '../tree/context.js';
 import type { HandleTree } from '../tree/handle-fs.js';
@@ -42,6 +49,28 @@ export interface ServiceOptions {
   version: string;
   /** Called once the kernel has completed INIT: the mount is usable. */
   onReady?: (status: ServiceStatus) => void;
+  /**
+   * Serve a mount a keeper made and holds (src/keeper/keeper.ts) instead of mounting: the
+   * mountpoint is not checked (it is ours) and nothing is mounted. With `resume`, the INIT a
+   * predecessor negotiated: this process takes over its connection.
+   */
+  device?: ServedDevice;
+  /** Called with the negotiated INIT once it is known (the keeper keeps it for successors). */
+  onInit?: (conn: ConnectionInfo) => void;
+  /** Resolves with a reason when the service must stop (unmount) as it would on SIGTERM. */
+  stopRequest?: Promise<string>;
+  /**
+   * Resolves when the service must hand the mount over (graceful restart): it stops reading,
+   * answers what it read, flushes and returns without unmounting.
+   */
+  handOverRequest?: Promise<void>;
+}
+
+export interface ServedDevice {
+  /** The mounted /dev/fuse descriptor (the same open file the keeper holds). */
+  fd: number;
+  resume?: ConnectionInfo;
+  keeper: KeeperInfo;
 }
 
 export interface StopReport {
@@ -119,6 +148,35 @@ export function stateError(statePath: string, e: unknown): ServiceRefusal {
 }
 
 /**
+ * Opens and closes the state file, so that what would refuse the service (unreadable, read-only,
+ * locked) refuses it before anything is mounted.
+ */
+export function checkState(statePath: string): void {
+  let store: SqliteStore | undefined;
+  try {
+    store = openSqliteStore({ path: path.resolve(statePath), logger: silentLogger(), commitThread: false });
+  } catch (e) {
+    throw stateError(statePath, e);
+  } finally {
+    store?.close();
+  }
+}
+
+/** A session on the keeper's descriptor; stopping it unmounts like a mount of our own would. */
+function serveDevice(container: Container, device: ServedDevice, mountpoint: string, mountOptions: MountOptions, log: Logger): FuseSession {
+  const channel = new DevFuseChannel(device.fd, container.get<Logger>(FUSE_TOKENS.Logger), { closeFd: true });
+  const session = container.get<SessionFactory>(FUSE_TOKENS.SessionFactory)(container.get<LowLevelFileSystem>(FUSE_TOKENS.FileSystem), channel, {
+    entryTimeout: mountOptions.entryTimeout,
+    attrTimeout: mountOptions.attrTimeout,
+    debug: mountOptions.debug,
+    unmount: () => unmount(mountpoint, log),
+    ...(device.resume !== undefined && { resume: device.resume }),
+  });
+  void session.run().catch(() => undefined); // as serve() does; run() hands back the same promise
+  return session;
+}
+
+/**
  * Runs the service until the filesystem is unmounted (umount, DESTROY, SIGINT, SIGTERM) and
  * returns why it stopped. Throws ServiceRefusal for anything refused before the mount.
  */
@@ -126,7 +184,9 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
   const log = options.logger;
   const mountOptions = mountOptionsFor(options.mountOptions);
   checkPrivileges();
-  const mountpoint = await checkMountpoint(options.mountpoint);
+  const device = options.device;
+  // A keeper's mount is ours and may have nobody serving it yet: stat()ing it would wait on us.
+  const mountpoint = device ? path.resolve(options.mountpoint) : await checkMountpoint(options.mountpoint);
   const statePath = path.resolve(options.statePath);
   const fdLimit = raiseFdLimit(log);
 
@@ -135,6 +195,8 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     store: { module: storeModule({ path: statePath }) },
     sources: createSourcesModule({ logger: log }),
     mountOptions,
+    // File handles a predecessor gave out stay below this server's (2^32 per server).
+    ...(device && { tree: { firstFh: device.keeper.generation * 2 ** 32 + 1, resumed: device.resume !== undefined } }),
   });
   let store: SqliteStore;
   try {
@@ -151,16 +213,24 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
   let session: FuseSession | undefined;
   let control: ControlServer | undefined;
   let reason = 'unmounted';
-  const stopOnSignal = (signal: NodeJS.Signals) => {
-    reason = signal;
-    void session?.stop(signal);
+  let handedOver = false;
+  /** What a stop leaves behind (bind mounts and open files that lose their service), said in the last log line. */
+  let leftBehind: string | undefined;
+  const stopFor = (why: string) => {
+    reason = why;
+    leftBehind ??= describeHolders({ bindMounts: bindMountsOf(mountpoint), processes: processesUnder(mountpoint) });
+    void session?.stop(why);
   };
+  const stopOnSignal = (signal: NodeJS.Signals) => stopFor(signal);
+  void options.stopRequest?.then(stopFor);
   try {
     const tree = container.get<HandleTree>(TREE.HandleTree);
     const table = container.get<InodeTable<HandleObject>>(CORE.Table);
     const status = (): ServiceStatus =>
-      collectStatus({ version: options.version, mountpoint, statePath, startedAt, table, store, ...(session && { session }) });
-    session = await container.get<FuseServer>(FUSE_TOKENS.Server).start(mountpoint, { handleSignals: false });
+      collectStatus({ version: options.version, mountpoint, statePath, startedAt, table, store, ...(session && { session }), ...(device && { keeper: device.keeper }) });
+    session = device
+      ? serveDevice(container, device, mountpoint, mountOptions, log)
+      : await container.get<FuseServer>(FUSE_TOKENS.Server).start(mountpoint, { handleSignals: false });
     process.on('SIGINT', stopOnSignal);
     process.on('SIGTERM', stopOnSignal);
     control = await ControlServer.listen(mountpoint, () => status(), log);
@@ -171,10 +241,25 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
       { version: options.version, mountpoint, state: statePath, options: mountOptions, protocol: `${conn.major}.${conn.minor}`, reader: session.readMechanism, fdLimit: fdLimit.soft, kernelProtocol: `${conn.kernelMajor}.${conn.kernelMinor}` },
       'handlefs started',
     );
+    options.onInit?.(conn);
     options.onReady?.(status());
-    await session.run();
+    const running = session.run();
+    if (options.handOverRequest) {
+      const s = session;
+      const handOver = options.handOverRequest.then(async () => {
+        if (!s.running) return;
+        await s.detach();
+        handedOver = true;
+        reason = 'handed over';
+      });
+      await Promise.race([running, handOver]);
+    } else {
+      await running;
+    }
     const final = status();
-    log.info({ reason, counters: final.counters }, 'handlefs stopped');
+    if (handedOver) log.info({ reason, counters: final.counters }, 'handlefs handed the mount over');
+    else if (leftBehind !== undefined) log.warn({ reason, counters: final.counters, leftBehind }, `handlefs stopped (${reason}); left behind, now without a service: ${leftBehind}`);
+    else log.info({ reason, counters: final.counters }, `handlefs stopped (${reason}); nothing left behind`);
     return { reason, status: final };
   } catch (e) {
     if (e instanceof MountError) throw new ServiceRefusal(e.message, 'mountFailed');
@@ -182,7 +267,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
   } finally {
     process.off('SIGINT', stopOnSignal);
     process.off('SIGTERM', stopOnSignal);
-    if (session?.running) await session.stop('service shutting down').catch(() => undefined);
+    if (session?.running && !handedOver) await session.stop('service shutting down').catch(() => undefined);
     await control?.close().catch(() => undefined);
     container.unbindAll(); // destroys the tree, closes the exit watcher, flushes and unlocks the store
   }

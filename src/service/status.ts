@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import type { InodeTable, TableCounters } from '../core/inode-table.js';
 import type { InodeStore } from '../core/store.js';
 import type { FuseSession, SessionStats } from '../fuse/session.js';
+import type { KeeperInfo } from '../keeper/keeper.js';
 
 export interface KindCounts {
   /** Handles whose object is alive. */
@@ -27,6 +28,14 @@ export interface ServiceStatus {
   counters: TableCounters;
   requests: SessionStats | null;
   store: { path: string; bytes: number; generation: number; highWater: number };
+  /** The keeper that holds the mount and restarts this process (null: none, e.g. the kit). */
+  keeperPid: number | null;
+  /** Serving processes started after the first: crashes and restarts. */
+  restarts: number;
+  /** Why the last one was started ('crash: …', 'restart') and when; null if never. */
+  lastRestart: { reason: string; at: string } | null;
+  /** The log file of a `mount --daemon` service; null when it logs to a terminal or journal. */
+  logPath: string | null;
 }
 
 export interface StatusSources {
@@ -37,6 +46,7 @@ export interface StatusSources {
   table: InodeTable<unknown>;
   store: InodeStore;
   session?: FuseSession;
+  keeper?: KeeperInfo;
 }
 
 /** Bytes of the database with its WAL and shared-memory files. */
@@ -76,6 +86,10 @@ export function collectStatus(s: StatusSources): ServiceStatus {
     counters: s.table.counters(),
     requests: s.session ? { ...s.session.stats } : null,
     store: { path: s.statePath, bytes: storeBytes(s.statePath), generation: s.store.generation, highWater: s.store.highWater },
+    keeperPid: s.keeper?.pid ?? null,
+    restarts: s.keeper?.restarts ?? 0,
+    lastRestart: s.keeper?.lastRestart ?? null,
+    logPath: s.keeper?.logPath ?? null,
   };
 }
 
@@ -110,5 +124,8 @@ export function formatStatus(s: ServiceStatus): string {
   );
   if (s.requests) lines.push(`requests      ${n(s.requests.requests)} served, ${n(s.requests.failedReplies)} replies undelivered, ${n(s.requests.malformed)} malformed`);
   lines.push(`store         ${s.store.path} (${n(s.store.bytes)} bytes, generation ${s.store.generation})`);
+  const last = s.lastRestart ? `, last ${s.lastRestart.at} (${s.lastRestart.reason})` : '';
+  lines.push(`keeper        ${s.keeperPid === null ? 'none' : `pid ${s.keeperPid}`}, server pid ${s.pid}, restarts ${n(s.restarts)}${last}`);
+  lines.push(`log           ${s.logPath ?? 'stderr (foreground)'}`);
   return lines.join('\n');
 }

@@ -70,6 +70,17 @@ export interface HandleTreeOptions {
   concurrency?: number;
   /** Cheap incarnation read for the sweep. Default: ProcessSource.read. */
   readIncarnation?: IncarnationReader;
+  /**
+   * The first file handle number this tree hands out. A successor (after a crash or restart of
+   * the serving process) starts above every number its predecessors used, so a handle the kernel
+   * still holds from one of them is never mistaken for one of its own. Default 1.
+   */
+  firstFh?: number;
+  /**
+   * The tree serves a connection a predecessor began: the kernel refers to nodes and file handles
+   * this process never gave out; they are adopted (docs/architecture.md, "Surviving restarts").
+   */
+  resumed?: boolean;
 }
 
 export interface HandleTreeDeps {
@@ -159,6 +170,10 @@ export class HandleTree implements LowLevelFileSystem {
   private stopped = false;
   /** Sweeps run and inodes they found dead (for tests and stats). */
   readonly sweepStats = { runs: 0, dead: 0 };
+  /** Nodes adopted from a predecessor, whose first FORGET is clamped to what this tree counted. */
+  private readonly adopted = new Set<number>();
+  /** Nodes and file handles adopted from a predecessor (for status and tests). */
+  readonly adoptStats = { nodes: 0, files: 0, forgetsClamped: 0 };
 
   constructor(deps: HandleTreeDeps) {
     this.table = deps.table;
@@ -170,6 +185,7 @@ export class HandleTree implements LowLevelFileSystem {
     this.timers = deps.timers ?? realTimers(deps.clock);
     this.startMs = this.timers.now();
     this.sweepIntervalMs = this.options.sweepIntervalMs ?? 10_000;
+    this.nextFh = this.options.firstFh ?? 1;
     if (this.options.entryTimeout !== undefined) this.entryTimeout = this.options.entryTimeout;
     if (this.options.attrTimeout !== undefined) this.attrTimeout = this.options.attrTimeout;
     const scope = deps.processSource.identityScope();
@@ -469,13 +485,48 @@ export class HandleTree implements LowLevelFileSystem {
 
   forget(nodeId: number, nlookup: number): void {
     if (isStatic(nodeId)) return;
+    if (this.options.resumed) {
+      // The kernel's FORGET carries its whole count, including lookups a predecessor gave.
+      const d = this.table.dentry(nodeId);
+      if (d === undefined) return; // never adopted here: nothing counted, nothing to take back
+      if (this.adopted.delete(nodeId) && nlookup > d.lookups) {
+        this.adoptStats.forgetsClamped++;
+        nlookup = d.lookups;
+      }
+    }
     this.table.forget(nodeId, nlookup);
   }
 
-  getattr(_ctx: RequestContext, nodeId: number): AttrReply {
+  /**
+   * The dentry of a node the kernel refers to. After a restart the kernel still holds nodes a
+   * predecessor revealed: such a node is re-validated (a process or namespace that is gone gives
+   * undefined), its exit watch re-armed, and it is counted as one lookup until the kernel's FORGET.
+   */
+  private async adopt(nodeId: number): Promise<Dentry<HandleObject> | undefined> {
+    const d = this.table.dentry(nodeId);
+    if (d !== undefined || !this.options.resumed) return d;
+    const a = await this.acquireIno(nodeId);
+    if (a === null) return undefined;
+    if (!this.adopted.has(nodeId)) {
+      this.adopted.add(nodeId);
+      this.adoptStats.nodes++;
+      this.table.addLookups(a, 1);
+    }
+    this.table.put(a);
+    this.engage(a);
+    return a.released ? undefined : a;
+  }
+
+  getattr(_ctx: RequestContext, nodeId: number): AttrReply | Promise<AttrReply> {
     if (STATIC_NODES.has(nodeId)) return { attr: this.staticAttr(nodeId), attrTimeout: this.attrTimeout };
     const inode = this.table.inode(nodeId);
     if (inode === undefined) fail(Errno.ENOENT);
+    if (inode.dentry === null && this.options.resumed) {
+      return this.adopt(nodeId).then((d) => {
+        if (d === undefined) fail(Errno.ESTALE);
+        return { attr: this.attrOf(d.inode), attrTimeout: this.attrTimeout };
+      });
+    }
     if (inode.object === undefined) fail(Errno.ESTALE);
     if (inode.object instanceof NsObject && inode.dentry !== null) this.namespaces.touch(inode.object);
     return { attr: this.attrOf(inode), attrTimeout: this.attrTimeout };
@@ -498,7 +549,7 @@ export class HandleTree implements LowLevelFileSystem {
 
   async open(_ctx: RequestContext, nodeId: number, _flags = 0): Promise<OpenReply> {
     if (STATIC_NODES.has(nodeId)) fail(Errno.EISDIR);
-    const d = this.table.dentry(nodeId);
+    const d = this.table.dentry(nodeId) ?? (await this.adopt(nodeId));
     if (d === undefined) fail(this.table.inode(nodeId) !== undefined ? Errno.ESTALE : Errno.ENOENT);
     this.table.open(d);
     let data: Buffer;
@@ -524,8 +575,8 @@ export class HandleTree implements LowLevelFileSystem {
     return { fh, directIo: true };
   }
 
-  async read(_ctx: RequestContext, _nodeId: number, fh: number, offset: number, size: number): Promise<Buffer> {
-    const st = this.files.get(fh);
+  async read(_ctx: RequestContext, nodeId: number, fh: number, offset: number, size: number): Promise<Buffer> {
+    const st = this.files.get(fh) ?? (await this.adoptFile(nodeId, fh));
     if (st === undefined || st.kind !== 'file') fail(Errno.EBADF);
     const o = st.dentry.object;
     if (o instanceof NsObject) this.namespaces.touch(o);
@@ -538,6 +589,33 @@ export class HandleTree implements LowLevelFileSystem {
     st.fresh = false;
     if (offset >= st.data.length) return Buffer.alloc(0);
     return st.data.subarray(offset, Math.min(st.data.length, offset + size));
+  }
+
+  /** A file a predecessor opened (a restart): adopted as open here, its text rendered afresh. */
+  private async adoptFile(nodeId: number, fh: number): Promise<FileState | undefined> {
+    if (!this.options.resumed || STATIC_NODES.has(nodeId)) return undefined;
+    const d = await this.adopt(nodeId);
+    if (d === undefined) return undefined;
+    const raced = this.files.get(fh);
+    if (raced !== undefined) return raced.kind === 'file' ? raced : undefined;
+    this.table.open(d);
+    let data: Buffer;
+    try {
+      data = await this.render(d);
+    } catch (err) {
+      this.table.close(d);
+      throw err;
+    }
+    const again = this.files.get(fh);
+    if (again !== undefined) {
+      this.table.close(d);
+      return again.kind === 'file' ? again : undefined;
+    }
+    // Not fresh: a read at offset 0 renders again, one further on reads this snapshot.
+    const st: FileState = { kind: 'file', dentry: d, data, fresh: false, dead: this.table.isDead(d.inode) };
+    this.files.set(fh, st);
+    this.adoptStats.files++;
+    return st;
   }
 
   release(_ctx: RequestContext, _nodeId: number, fh: number): void {

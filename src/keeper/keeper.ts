@@ -1,0 +1,381 @@
+/**
+ * The keeper: the small, long-lived process that owns a handlefs mount's /dev/fuse open file and
+ * runs the serving process as its child. While the keeper holds the open file the FUSE connection
+ * lives, whatever happens to the server: requests queue until a successor reads them.
+ *
+ * Kept minimal on purpose (Node built-ins only, no project imports, no dependencies), so that
+ * upgrading handlefs rarely has to replace it: `handlefs restart` replaces the server with the code
+ * installed now, the keeper stays. docs/architecture.md ("Surviving restarts") says what its own
+ * death still costs.
+ *
+ * What it does:
+ * - starts the server with the device as its fd 3 and an IPC channel, and one standby server that
+ *   has loaded its code and waits (so a crash costs a store open, not a Node start);
+ * - keeps the INIT the first server negotiated (the server sends it; also written next to the
+ *   control socket) and gives it to every successor, which sees no INIT;
+ * - when the server dies unasked: bumps the kernel's dentry epoch (FUSE_NOTIFY_INC_EPOCH: no cached
+ *   name survives the gap) and has the kernel resend what the dead one had read
+ *   (FUSE_NOTIFY_RESEND), then starts the standby; after 5 deaths in a minute it gives up: logs
+ *   why, aborts the connection (no client waits forever) and detaches the mount;
+ * - SIGHUP (`handlefs restart`, `systemctl reload`): starts a fresh server from the installed
+ *   code, lets the old one finish what it read, then hands over;
+ * - SIGTERM/SIGINT: the server unmounts and flushes; the keeper exits with its code.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+
+/** How the keeper talks to its server over the IPC channel (JSON messages). */
+export type ToServer =
+  | { t: 'go'; resume: unknown; keeper: KeeperInfo }
+  | { t: 'drain' }
+  | { t: 'stop'; reason: string };
+export type FromServer =
+  | { t: 'loaded' }
+  | { t: 'init'; conn: unknown }
+  | { t: 'ready' }
+  | { t: 'refused'; code: number; message: string; hint?: string }
+  | { t: 'ending'; reason: string }
+  | { t: 'drained' };
+
+/** What a server is told about its keeper (and reports in `handlefs status`). */
+export interface KeeperInfo {
+  pid: number;
+  /** Servers started after the first (crashes and restarts). */
+  restarts: number;
+  /** Why the last one was started: 'crash: …' or 'restart'; null for the first. */
+  lastRestart: { reason: string; at: string } | null;
+  /** Counts servers; a server's file handles start at generation × 2^32. */
+  generation: number;
+  logPath: string | null;
+}
+
+export interface KeeperOptions {
+  /** The mounted /dev/fuse descriptor; the keeper owns it from now on. */
+  fuseFd: number;
+  mountpoint: string;
+  /** argv of a server: [node, ...args]. Spawned with HANDLEFS_SERVE_FD=3 and an IPC channel. */
+  command: string[];
+  env: NodeJS.ProcessEnv;
+  /** Where the servers' stdout/stderr go (an fd), else inherited. */
+  outputFd?: number;
+  logPath?: string | null;
+  /** The INIT a server negotiated is also kept here (for a keeper's successor one day; for people). */
+  initPath?: string;
+  /** Crashes in `crashWindowMs` after which the keeper gives up. Default 5 in 60 s. */
+  maxCrashes?: number;
+  crashWindowMs?: number;
+  /** A server not serving this long after it was told to go is killed (a crash). Default 30 s. */
+  startTimeoutMs?: number;
+  /** Keep a standby server loaded (default true). */
+  standby?: boolean;
+  /** The first server is serving (or refused to start). */
+  onReady?: (answer: { ready: true } | { ready: false; code: number; message: string; hint?: string }) => void;
+}
+
+/** FUSE notification codes (include/uapi/linux/fuse.h). */
+const NOTIFY_RESEND = 7;
+const NOTIFY_INC_EPOCH = 8;
+/** Exit code when the keeper gave up after repeated crashes (EXIT.internal). */
+const EXIT_GAVE_UP = 1;
+
+const LEVEL_NAMES: Record<number, string> = { 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+
+function log(level: number, msg: string, fields: Record<string, unknown> = {}): void {
+  if (process.stderr.isTTY) {
+    const extra = Object.entries(fields).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
+    process.stderr.write(`[${new Date().toTimeString().slice(0, 8)}] ${LEVEL_NAMES[level] ?? level}: keeper: ${msg}${extra ? ` ${extra}` : ''}\n`);
+    return;
+  }
+  // The same JSON lines pino writes, so one log holds both.
+  process.stderr.write(`${JSON.stringify({ level, time: Date.now(), pid: process.pid, layer: 'keeper', ...fields, msg })}\n`);
+}
+
+function notify(fd: number, code: number): boolean {
+  const b = Buffer.alloc(16);
+  b.writeUInt32LE(16, 0);
+  b.writeInt32LE(code, 4);
+  try {
+    fs.writeSync(fd, b);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The fusectl connection number of the mount at `mountpoint` (its device minor), if mounted. */
+export function fuseConnectionOf(mountpoint: string): number | undefined {
+  let text = '';
+  try {
+    text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return undefined;
+  }
+  let found: number | undefined;
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    const mp = (f[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const sep = f.indexOf('-');
+    if (mp === mountpoint && sep > 0 && (f[sep + 1] ?? '').startsWith('fuse')) found = Number((f[2] ?? '').split(':')[1]);
+  }
+  return found;
+}
+
+interface Server {
+  child: ChildProcess;
+  loaded: boolean;
+  /** Told to go (it is, or is becoming, the one serving). */
+  active: boolean;
+  ready: boolean;
+  /** Asked to hand over (graceful restart) or to stop: its exit is not a crash. */
+  leaving: 'drain' | 'stop' | null;
+  /** It said it is ending on its own (unmounted, DESTROY). */
+  ending: boolean;
+  startTimer: NodeJS.Timeout | null;
+}
+
+export class Keeper {
+  private readonly o: Required<Omit<KeeperOptions, 'outputFd' | 'onReady' | 'initPath'>> & Pick<KeeperOptions, 'outputFd' | 'onReady' | 'initPath'>;
+  private conn: unknown = null;
+  private current: Server | null = null;
+  private standby: Server | null = null;
+  private readonly crashes: number[] = [];
+  private info: KeeperInfo;
+  private stopping: string | null = null;
+  private firstAnswered = false;
+  private resolveDone!: (code: number) => void;
+  /** Resolves with the keeper's exit code once the mount has ended. */
+  readonly done: Promise<number>;
+  private closed = false;
+
+  constructor(options: KeeperOptions) {
+    this.o = {
+      maxCrashes: 5,
+      crashWindowMs: 60_000,
+      startTimeoutMs: 30_000,
+      standby: true,
+      logPath: null,
+      ...options,
+    };
+    this.info = { pid: process.pid, restarts: 0, lastRestart: null, generation: 0, logPath: this.o.logPath };
+    this.done = new Promise((r) => (this.resolveDone = r));
+  }
+
+  start(): void {
+    const onHup = () => this.restart();
+    const onStop = (signal: NodeJS.Signals) => this.stop(signal);
+    process.on('SIGHUP', onHup);
+    process.on('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+    void this.done.then(() => {
+      process.off('SIGHUP', onHup);
+      process.off('SIGTERM', onStop);
+      process.off('SIGINT', onStop);
+    });
+    this.current = this.spawnServer();
+    this.go(this.current, null);
+  }
+
+  /** Graceful replacement with the code installed now (SIGHUP). */
+  restart(): void {
+    if (this.stopping !== null || this.current === null) return;
+    log(30, 'restart requested: starting a server from the installed code', { server: this.current.child.pid });
+    // The standby may run older code: replace it, and hand over once the new one has loaded.
+    this.dropStandby();
+    const next = this.spawnServer();
+    this.standby = next;
+    const handOver = () => {
+      const old = this.current;
+      if (old === null || this.stopping !== null || this.standby !== next) return;
+      if (!old.ready || old.child.exitCode !== null || old.child.signalCode !== null) return; // it died meanwhile: the crash path took over
+      old.leaving = 'drain';
+      this.send(old, { t: 'drain' });
+    };
+    if (next.loaded) handOver();
+    else next.child.once('message', handOver);
+  }
+
+  stop(reason: string): void {
+    if (this.stopping !== null) return;
+    this.stopping = reason;
+    log(30, `stopping (${reason})`);
+    this.dropStandby();
+    const s = this.current;
+    if (s !== null && s.active && s.child.exitCode === null && s.child.signalCode === null) {
+      s.leaving = 'stop';
+      this.send(s, { t: 'stop', reason });
+      return;
+    }
+    // Nobody serves: end the mount ourselves.
+    this.end(0, `stopped (${reason}) while no server ran`);
+  }
+
+  private send(s: Server, m: ToServer): void {
+    try {
+      s.child.send(m);
+    } catch {
+      /* it is dying; its exit decides */
+    }
+  }
+
+  private spawnServer(): Server {
+    const [cmd, ...args] = this.o.command;
+    const out = this.o.outputFd ?? 'inherit';
+    const child = spawn(cmd!, args, {
+      stdio: ['ignore', out, out, this.o.fuseFd, 'ipc'],
+      env: { ...this.o.env, HANDLEFS_SERVE_FD: '3' },
+    });
+    const s: Server = { child, loaded: false, active: false, ready: false, leaving: null, ending: false, startTimer: null };
+    child.on('message', (m: FromServer) => this.onMessage(s, m));
+    child.on('exit', (code, signal) => this.onExit(s, code, signal));
+    child.on('error', (err) => log(50, 'could not start a server', { err: err.message }));
+    return s;
+  }
+
+  private go(s: Server, reason: string | null): void {
+    s.active = true;
+    if (reason !== null) {
+      this.info = { ...this.info, restarts: this.info.restarts + 1, lastRestart: { reason, at: new Date().toISOString() } };
+    }
+    this.info = { ...this.info, generation: this.info.generation + 1 };
+    const message: ToServer = { t: 'go', resume: this.conn, keeper: this.info };
+    s.startTimer = setTimeout(() => {
+      log(50, `server ${s.child.pid} did not serve within ${this.o.startTimeoutMs} ms; killing it`);
+      s.child.kill('SIGKILL');
+    }, this.o.startTimeoutMs);
+    if (s.loaded) this.send(s, message);
+    else s.child.once('message', () => this.send(s, message));
+  }
+
+  private onMessage(s: Server, m: FromServer): void {
+    switch (m.t) {
+      case 'loaded':
+        s.loaded = true;
+        return;
+      case 'init':
+        this.conn = m.conn;
+        if (this.o.initPath) {
+          try {
+            fs.writeFileSync(this.o.initPath, `${JSON.stringify(m.conn)}\n`, { mode: 0o600 });
+          } catch (err) {
+            log(40, 'could not write the INIT parameters', { path: this.o.initPath, err: (err as Error).message });
+          }
+        }
+        return;
+      case 'ready':
+        s.ready = true;
+        if (s.startTimer) clearTimeout(s.startTimer);
+        s.startTimer = null;
+        if (!this.firstAnswered) {
+          this.firstAnswered = true;
+          this.o.onReady?.({ ready: true });
+        }
+        // Prepare the next one only once this one serves: they would compete for the CPU.
+        if (this.o.standby && this.standby === null && this.stopping === null) this.standby = this.spawnServer();
+        return;
+      case 'refused':
+        if (!this.firstAnswered) {
+          this.firstAnswered = true;
+          this.o.onReady?.({ ready: false, code: m.code, message: m.message, ...(m.hint !== undefined && { hint: m.hint }) });
+        }
+        s.ending = true;
+        return;
+      case 'ending':
+        s.ending = true;
+        return;
+      case 'drained':
+        // Its store is closed (the lock is free): the successor need not wait for the exit.
+        if (s === this.current && s.leaving === 'drain') this.takeOver('restart');
+        return;
+    }
+  }
+
+  private onExit(s: Server, code: number | null, signal: NodeJS.Signals | null): void {
+    if (s.startTimer) clearTimeout(s.startTimer);
+    if (s === this.standby) {
+      this.standby = null;
+      if (s.leaving === null && this.stopping === null) log(40, 'the standby server exited', { server: s.child.pid, code, signal });
+      return;
+    }
+    if (s !== this.current) return;
+    const how = signal !== null ? `signal ${signal}` : `exit ${code}`;
+    if (this.stopping !== null || s.ending || s.leaving === 'stop' || (code === 0 && s.leaving !== 'drain')) {
+      this.end(code ?? 0, `server ${s.child.pid} ended (${how})`);
+      return;
+    }
+    if (!this.firstAnswered) {
+      this.firstAnswered = true;
+      this.o.onReady?.({ ready: false, code: code ?? 1, message: `the server exited (${how}) before the mount was ready` });
+      this.end(code || 1, `the first server failed to start (${how})`);
+      return;
+    }
+    if (s.leaving === 'drain') {
+      this.takeOver('restart');
+      return;
+    }
+    // A crash. Nothing cached may outlive the gap, and what the dead one read comes back.
+    const epoch = notify(this.o.fuseFd, NOTIFY_INC_EPOCH);
+    const resend = notify(this.o.fuseFd, NOTIFY_RESEND);
+    const now = Date.now();
+    this.crashes.push(now);
+    while (this.crashes.length > 0 && this.crashes[0]! < now - this.o.crashWindowMs) this.crashes.shift();
+    const reason = `crash: server ${s.child.pid} ${how}`;
+    log(50, `server died (${how})`, { server: s.child.pid, crashesInWindow: this.crashes.length, incEpoch: epoch, resend });
+    if (this.crashes.length >= this.o.maxCrashes) {
+      this.giveUp(`${this.crashes.length} crashes in ${Math.round(this.o.crashWindowMs / 1000)} s (last: ${how})`);
+      return;
+    }
+    this.takeOver(reason);
+  }
+
+  /** The standby (or a new server) serves from now on. */
+  private takeOver(reason: string): void {
+    const next = this.standby ?? this.spawnServer();
+    this.standby = null;
+    this.current = next;
+    log(30, `server ${next.child.pid} takes over (${reason})`);
+    this.go(next, reason);
+  }
+
+  private giveUp(why: string): void {
+    log(60, `giving up: ${why}; aborting the connection and detaching the mount (clients get ENOTCONN, none waits)`);
+    this.stopping = 'gave up';
+    this.dropStandby();
+    const conn = fuseConnectionOf(this.o.mountpoint);
+    if (conn !== undefined) {
+      try {
+        fs.writeFileSync(`/sys/fs/fuse/connections/${conn}/abort`, '1');
+      } catch (err) {
+        log(40, 'could not abort the connection through fusectl', { conn, err: (err as Error).message });
+      }
+    }
+    this.end(EXIT_GAVE_UP, 'gave up');
+  }
+
+  private dropStandby(): void {
+    const s = this.standby;
+    this.standby = null;
+    if (s !== null) {
+      s.leaving = 'stop';
+      s.child.kill('SIGKILL');
+    }
+  }
+
+  /** The mount ends: close the device, detach what is left, and finish. */
+  private end(code: number, why: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.dropStandby();
+    try {
+      fs.closeSync(this.o.fuseFd);
+    } catch {
+      /* already closed */
+    }
+    if (fuseConnectionOf(this.o.mountpoint) !== undefined) {
+      const r = spawnSync('umount', ['-i', '-c', '-l', this.o.mountpoint], { stdio: 'ignore', timeout: 10_000 });
+      log(r.status === 0 ? 30 : 50, r.status === 0 ? 'detached the mount' : 'could not detach the mount', { mountpoint: this.o.mountpoint });
+    }
+    if (this.o.initPath) fs.rmSync(this.o.initPath, { force: true });
+    log(30, `keeper ends: ${why}`, { code, restarts: this.info.restarts });
+    this.resolveDone(code);
+  }
+}
