@@ -198,7 +198,7 @@ mountTest('foreground mount serves the tree, status reports it, handlefs umount 
   t.is(start.state, sb.state);
   t.regex(start.protocol, /^7\.\d+$/);
   t.is(start.reader, 'native');
-  const stop = lines.find((l) => l.msg === 'handlefs stopped');
+  const stop = lines.find((l) => String(l.msg).startsWith('handlefs stopped'));
   t.truthy(stop.counters);
   t.is(stop.reason, 'unmounted');
 });

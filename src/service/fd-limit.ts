@@ -11,6 +11,8 @@ import type { Logger } from 'pino';
 
 /** What we ask for: enough for a million handles, capped by the kernel's fs.nr_open. */
 export const WANTED_FD_LIMIT = 1 << 20;
+/** Below this a busy host can run out: say so as a warning (above it, an info line). */
+export const LOW_FD_LIMIT = 65536;
 
 export interface FdLimit {
   soft: number;
@@ -46,7 +48,7 @@ export function raiseFdLimit(log: Logger): FdLimit {
   });
   const after = readFdLimit();
   if (after.soft < want) {
-    log.warn(
+    log[after.soft < LOW_FD_LIMIT ? 'warn' : 'info'](
       { limit: after.soft, wanted: want, why: r.error?.message ?? (r.stderr.trim() || undefined) },
       'descriptor limit could not be raised: past it, requests answer EIO (one descriptor per watched process and per held namespace)',
     );

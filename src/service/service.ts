@@ -188,7 +188,6 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
   // A keeper's mount is ours and may have nobody serving it yet: stat()ing it would wait on us.
   const mountpoint = device ? path.resolve(options.mountpoint) : await checkMountpoint(options.mountpoint);
   const statePath = path.resolve(options.statePath);
-  const fdLimit = raiseFdLimit(log);
 
   const container: Container = assembleContainer({
     logger: log,
@@ -209,6 +208,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     container.unbindAll();
     throw stateError(statePath, e);
   }
+  const fdLimit = raiseFdLimit(log); // after the refusals, which must stay one line on stderr
   const startedAt = Date.now();
   let session: FuseSession | undefined;
   let control: ControlServer | undefined;
