@@ -24,8 +24,9 @@ import type { FuseServer } from '../fuse/module.js';
 import { createSourcesModule } from '../sources/module.js';
 import { SOURCES } from '../sources/tokens.js';
 import { StateLockedError } from '../store/lock.js';
+import { NotOurStateError } from '../store/ownership.js';
 import { storeModule } from '../store/module.js';
-import { openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
+import { StateNotWritableError, openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
 import { silentLogger } from '../log.js';
 import { STORE_TOKENS } from '../store/tokens.js';
 import type { HandleObject } from '../tree/context.js';
@@ -144,6 +145,8 @@ export function stateError(statePath: string, e: unknown): ServiceRefusal {
   const cause = (e as Error).message;
   if (code === 'EROFS') return new ServiceRefusal(`state ${statePath} is in a read-only place: ${cause}`, 'stateReadOnly', 'give --state a file in a writable directory');
   if (code === 'ENOSPC') return new ServiceRefusal(`state ${statePath}: no space left: ${cause}`, 'stateReadOnly', 'free space, or give --state a file elsewhere');
+  if (e instanceof StateNotWritableError) return new ServiceRefusal(`state ${statePath} cannot be written there: ${cause}`, 'stateReadOnly', 'give --state a file in a writable directory');
+  if (e instanceof NotOurStateError) return new ServiceRefusal(cause, 'stateUnreadable', 'check the --state path; handlefs only uses, and only ever moves aside, files it wrote');
   return new ServiceRefusal(`state ${statePath} cannot be used: ${cause}`, 'stateUnreadable', 'check the file, or give --state another file');
 }
 

@@ -3,12 +3,14 @@ export {
   DEFAULT_MIN_CHUNK,
   DEFAULT_STATE_PATH,
   SqliteStore,
+  StateNotWritableError,
   openSqliteStore,
   type SqliteStoreOptions,
   type StoreStartup,
 } from './sqlite-store.js';
 export { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SchemaError, type Migration } from './schema.js';
 export { StateLockedError, acquireStateLock, lockHolders, lockPathFor, type StateLock } from './lock.js';
+export { NotOurStateError, classifyStateFile, type StateFileKind } from './ownership.js';
 export {
   CLOCK_LEAD,
   StoreDamageError,

@@ -40,6 +40,12 @@ export interface StateLock {
   readonly existedBefore: boolean;
   readonly held: boolean;
   release(): void;
+  /**
+   * For a refused start: releases the lock and deletes FILE.lock if this open created it, so a
+   * refusal leaves nothing behind. (A starter racing this one on the same path would lock the
+   * deleted file; it is refused by the same check that refused this one.)
+   */
+  discard(): void;
 }
 
 export function lockPathFor(statePath: string): string {
@@ -88,6 +94,8 @@ export function acquireStateLock(statePath: string, options: { waitMs?: number }
   const existedBefore = fs.existsSync(lockPath);
   let db: Database.Database;
   try {
+    // Created here, mode 0600, rather than by SQLite (which follows the umask).
+    if (!existedBefore) createPrivateFile(lockPath);
     db = new Database(lockPath, { timeout: Math.max(0, options.waitMs ?? 0) });
   } catch (err) {
     throw new Error(`handlefs store: cannot open lock file ${lockPath}: ${describeCause(err)}`, { cause: err });
@@ -118,5 +126,19 @@ export function acquireStateLock(statePath: string, options: { waitMs?: number }
         db.close();
       }
     },
+    discard() {
+      const mine = held && !existedBefore;
+      if (mine) fs.rmSync(lockPath, { force: true });
+      this.release();
+    },
   };
+}
+
+/** Creates an empty file only its owner can read or write; an existing file is left alone. */
+export function createPrivateFile(file: string): void {
+  try {
+    fs.closeSync(fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
 }

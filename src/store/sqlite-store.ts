@@ -24,10 +24,12 @@ import {
   readHwm,
   rowChecksum,
   writeHwm,
+  fsyncDir,
   type HwmRead,
 } from './damage.js';
 import { CommitWorker, DELETE_ROW, INSERT_KIND, INSERT_SCOPE, UPSERT_ROW, replyError, type CommitReply, type EncodedBatch } from './commit-worker.js';
-import { acquireStateLock, type StateLock } from './lock.js';
+import { acquireStateLock, createPrivateFile, type StateLock } from './lock.js';
+import { NotOurStateError, classifyStateFile, type StateFileKind } from './ownership.js';
 import { SchemaError, checkSchema, migrate, schemaInfo, verifySchema } from './schema.js';
 
 /** The CLI's `--state FILE` default. */
@@ -335,24 +337,73 @@ function openError(file: string, what: string, err: unknown): Error {
   return new Error(`handlefs store: ${what} ${file}: ${describeCause(err)}`, { cause: err });
 }
 
-/** Creates the directory if needed and proves it takes a durable write (read-only fs, full disk). */
-function probeDirectory(file: string): void {
-  const dir = path.dirname(file);
-  try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    // Recursive mkdir reports ENOENT even when the real cause is EROFS/EACCES on the deepest
-    // existing ancestor; ask that ancestor directly for a clearer cause.
-    let cause: unknown = err;
-    let ancestor = path.dirname(dir);
-    while (!fs.existsSync(ancestor) && ancestor !== path.dirname(ancestor)) ancestor = path.dirname(ancestor);
-    try {
-      fs.accessSync(ancestor, fs.constants.W_OK);
-    } catch (accessErr) {
-      cause = accessErr;
-    }
-    throw openError(file, `cannot create the state directory ${dir} for`, cause);
+/**
+ * The state cannot be written where it is asked for: a read-only filesystem, a full disk, or a
+ * directory that cannot be created there (procfs, sysfs). The CLI maps it to its own exit code.
+ */
+export class StateNotWritableError extends Error {
+  constructor(
+    message: string,
+    /** The errno of the cause (EROFS, ENOSPC, EPERM, ...). */
+    readonly code: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StateNotWritableError';
   }
+}
+
+function errnoCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Creates the missing directories of `dir` one level at a time, mode 0700, and returns those it
+ * created (deepest last), so that a refused start can remove them again. (Not fs.mkdirSync's
+ * recursive mode: on procfs it spins forever on ENOENT.)
+ */
+function makeStateDirectory(dir: string): string[] {
+  const missing: string[] = [];
+  for (let d = dir; !fs.existsSync(d); d = path.dirname(d)) {
+    if (d === path.dirname(d)) break;
+    missing.unshift(d);
+  }
+  const created: string[] = [];
+  for (const d of missing) {
+    try {
+      fs.mkdirSync(d, { mode: 0o700 });
+    } catch (err) {
+      removeDirectories(created);
+      throw new StateNotWritableError(
+        `handlefs store: cannot create the state directory ${dir}: ${describeCause(err)}`,
+        errnoCode(err),
+        { cause: err },
+      );
+    }
+    created.push(d);
+  }
+  return created;
+}
+
+/** Removes directories created by makeStateDirectory, deepest first, if they are still empty. */
+function removeDirectories(created: readonly string[]): void {
+  for (const d of [...created].reverse()) {
+    try {
+      fs.rmdirSync(d);
+    } catch {
+      return; // not empty (or gone): leave it and its parents
+    }
+  }
+}
+
+/**
+ * Creates the directory if needed and proves it takes a durable write (read-only fs, full disk).
+ * Returns the directories it created.
+ */
+function probeDirectory(file: string): string[] {
+  const dir = path.dirname(file);
+  const created = makeStateDirectory(dir);
   const probe = `${file}.probe`;
   try {
     const fd = fs.openSync(probe, 'w', 0o600);
@@ -369,8 +420,59 @@ function probeDirectory(file: string): void {
     } catch {
       // ignore: the probe may not exist
     }
-    throw openError(file, `state directory ${dir} is not writable, cannot open`, err);
+    removeDirectories(created);
+    throw new StateNotWritableError(`handlefs store: state directory ${dir} is not writable, cannot open ${file}: ${describeCause(err)}`, errnoCode(err), { cause: err });
   }
+  return created;
+}
+
+/** Throws NotOurStateError unless the file at `file` is missing or provably handlefs's. */
+function refuseForeign(file: string): void {
+  let kind: StateFileKind;
+  try {
+    kind = classifyStateFile(file);
+  } catch (err) {
+    throw openError(file, 'cannot read state file', err);
+  }
+  if (kind.kind === 'foreign') throw new NotOurStateError(file, kind.reason);
+  // A WAL without its database is replayed by SQLite onto whatever is created next: it must be
+  // ours to be moved aside.
+  if (kind.kind === 'missing' && fs.existsSync(`${file}-wal`) && !fs.existsSync(`${file}.hwm`)) {
+    throw new NotOurStateError(`${file}-wal`, `a write-ahead log without its database, and no ${file}.hwm says handlefs wrote it`);
+  }
+}
+
+/**
+ * Creates a new, complete state database at `file`: built under `FILE.init` (schema and
+ * application_id written in one transaction), made durable, then renamed into place. So whatever
+ * is found at FILE later either carries handlefs's application_id or is not handlefs's.
+ */
+function createDatabase(file: string): void {
+  const tmp = `${file}.init`;
+  const leftovers = [tmp, `${tmp}-journal`, `${tmp}-wal`, `${tmp}-shm`];
+  if (fs.existsSync(tmp)) {
+    // Only ever created here, under the lock: a leftover of a crash during a first start, if it
+    // is empty or carries our application_id.
+    const kind = classifyStateFile(tmp);
+    if (kind.kind === 'foreign' && fs.statSync(tmp).size > 0) throw new NotOurStateError(tmp, kind.reason);
+    for (const f of leftovers) fs.rmSync(f, { force: true });
+  }
+  createPrivateFile(tmp); // mode 0600; SQLite gives its -wal and -shm the same mode
+  const db = new Database(tmp);
+  try {
+    migrate(db, tmp);
+    db.pragma('journal_mode = WAL');
+  } finally {
+    db.close(); // checkpoints: everything is in the file itself
+  }
+  const fd = fs.openSync(tmp, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  fsyncDir(path.dirname(file));
 }
 
 /**
@@ -382,10 +484,19 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const file = path.resolve(options.path ?? DEFAULT_STATE_PATH);
   const log = options.logger;
   const now = options.now ?? Date.now;
-  probeDirectory(file);
-  const lock = acquireStateLock(file, options.lockWaitMs !== undefined ? { waitMs: options.lockWaitMs } : {});
+  // Refuse a file that is not ours before creating anything (probe, lock, directory).
+  refuseForeign(file);
+  const createdDirs = probeDirectory(file);
+  let lock: StateLock;
+  try {
+    lock = acquireStateLock(file, options.lockWaitMs !== undefined ? { waitMs: options.lockWaitMs } : {});
+  } catch (err) {
+    removeDirectories(createdDirs);
+    throw err;
+  }
   let db: Database.Database | undefined;
   try {
+    refuseForeign(file); // again, now that no other store can be changing it
     const hwmFile = `${file}.hwm`;
     const hwm: HwmRead = readHwm(hwmFile);
     let insp: Inspection;
@@ -490,6 +601,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     // Open for writing, migrate, and make the new generation and high-water mark durable.
     let migratedFrom: number | undefined;
     try {
+      if (!fs.existsSync(file)) createDatabase(file);
       db = new Database(file, { timeout: options.busyTimeoutMs ?? 1000 });
       const mode = db.pragma('journal_mode = WAL', { simple: true });
       if (mode !== 'wal') throw new Error(`journal_mode is ${String(mode)}, WAL unavailable`);
@@ -518,6 +630,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
         })
         .immediate();
     } catch (err) {
+      if (err instanceof NotOurStateError) throw err;
       if (err instanceof SchemaError) throw new Error(`handlefs store: ${err.message}`, { cause: err });
       throw openError(file, 'cannot write state file', err);
     }
@@ -551,7 +664,13 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     } catch {
       // already failing
     }
-    lock.release();
+    if (err instanceof NotOurStateError || (err as Error).cause instanceof SchemaError) {
+      // Refused: leave nothing behind (the lock file and directories this attempt created).
+      lock.discard();
+      removeDirectories(createdDirs);
+    } else {
+      lock.release();
+    }
     throw err;
   }
 }
