@@ -11,6 +11,7 @@
  *   FORGET takes back what it names. Static directories are not counted.
  * - Invalidations are never awaited inside a handler; the Invalidator fires and forgets.
  */
+import { RepeatedErrorLog } from '../util/repeated-error-log.js';
 import type { Logger } from 'pino';
 import type { Dentry, Inode } from '../core/inode.js';
 import type { InodeTable, TableEvents } from '../core/inode-table.js';
@@ -153,6 +154,8 @@ export class HandleTree implements LowLevelFileSystem {
 
   private readonly ctx: TreeContext;
   private readonly log: Logger;
+  /** A failing store fails every lookup: one full line per episode, then counts. */
+  private readonly storeErrors: RepeatedErrorLog;
   private readonly timers: Timers;
   private readonly hostIds: HostIds;
   private readonly processSource: ProcessSource;
@@ -193,6 +196,7 @@ export class HandleTree implements LowLevelFileSystem {
       throw new Error(`the inode table's scope "${this.table.scope}" is not the process source's identity scope "${scope}": incarnations are relative to it`);
     }
     this.invalidator = new Invalidator(this.log);
+    this.storeErrors = new RepeatedErrorLog(this.log);
     this.ctx = {
       table: this.table,
       log: this.log,
@@ -408,9 +412,10 @@ export class HandleTree implements LowLevelFileSystem {
     try {
       await p;
     } catch (err) {
-      this.log.error({ err }, 'inode numbers could not be made durable; not revealing them');
+      this.storeErrors.error('flush', err, 'inode numbers could not be made durable; not revealing them');
       fail(Errno.EIO, 'inode store flush failed');
     }
+    this.storeErrors.resolved('flush', 'inode numbers are made durable again');
   }
 
   /** Turns a held dentry into one kernel lookup and answers with its entry once it is durable. */
