@@ -13,7 +13,7 @@ import { mountAt, inspectMountpoint, cleanStaleMount, mountFuse, unmountCommand 
 import { bindMountsOf, describeHolders, processesUnder } from '../fuse/holders.js';
 import type { ConnectionInfo } from '../fuse/types.js';
 import { Keeper, type FromServer, type ToServer } from '../keeper/keeper.js';
-import { controlSocketPath, requestControl, runtimeDir } from '../service/control.js';
+import { controlSocketPath, realMountpoint, requestControl, runtimeDir } from '../service/control.js';
 import { checkMountpoint, checkPrivileges, checkState, mountOptionsFor, runService } from '../service/service.js';
 import { formatStatus, type ServiceStatus } from '../service/status.js';
 import { DEFAULT_STATE_PATH } from '../store/sqlite-store.js';
@@ -219,6 +219,13 @@ async function daemonize(argv: string[], command: Extract<Command, { name: 'moun
   throw new CliError(answer.message ?? 'the service failed to start', (answer.code ?? EXIT.internal) as CliError['exitCode'], answer.hint);
 }
 
+/** Unmounting a handlefs mount (always root's: only root can start the service) needs root. */
+function requireRootToUnmount(p: string): void {
+  if (process.getuid?.() === 0) return;
+  if (mountAt(p) === undefined) throw new CliError(`${p} is not mounted`, EXIT.notMounted);
+  throw new CliError(`unmounting ${p} needs root: the handlefs mount there belongs to root`, EXIT.notRoot, `run it as root: sudo handlefs umount ${p}`);
+}
+
 /** The pids that must be gone before a mount's service has really stopped (keeper and server). */
 async function servicePids(p: string): Promise<number[]> {
   try {
@@ -255,7 +262,8 @@ async function waitGone(pids: number[], ms: number): Promise<number[]> {
  * --lazy detaches it anyway and says who the service goes on serving.
  */
 async function umount(mountpoint: string, lazy: boolean): Promise<number> {
-  const p = path.resolve(mountpoint);
+  const p = realMountpoint(mountpoint);
+  requireRootToUnmount(p);
   const state = await inspectMountpoint(p);
   if (state.state === 'stale') {
     await cleanStaleMount(p);
@@ -305,7 +313,7 @@ async function umount(mountpoint: string, lazy: boolean): Promise<number> {
  * code installed now) answers.
  */
 async function restart(mountpoint: string): Promise<number> {
-  const p = path.resolve(mountpoint);
+  const p = realMountpoint(mountpoint);
   let before: ServiceStatus;
   try {
     before = await requestControl<ServiceStatus>(p, { op: 'status' });
@@ -331,12 +339,15 @@ async function restart(mountpoint: string): Promise<number> {
 }
 
 async function status(mountpoint: string, json: boolean): Promise<number> {
-  const p = path.resolve(mountpoint);
+  const p = realMountpoint(mountpoint);
   let s: ServiceStatus;
   try {
     s = await requestControl<ServiceStatus>(p, { op: 'status' });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new CliError(`permission denied: the control socket ${controlSocketPath(p)} of the service at ${p} is root's`, EXIT.permissionDenied, `run it as root: sudo handlefs status ${p}`);
+    }
     if ((code === 'ENOENT' || code === 'ECONNREFUSED') && mountAt(p) === undefined) throw new CliError(`${p} is not mounted`, EXIT.notMounted);
     throw new CliError(`no handlefs service answers for ${p}: ${(e as Error).message}`, EXIT.serviceUnreachable, `is it a handlefs mount? try: handlefs umount ${p}`);
   }

@@ -23,6 +23,7 @@ export const EXIT = {
   serviceUnreachable: 15,
   mountBusy: 16,
   restartFailed: 17,
+  permissionDenied: 18,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

@@ -10,14 +10,46 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { mountAt } from '../fuse/mount.js';
 
 export function runtimeDir(): string {
   return process.env.HANDLEFS_RUNTIME_DIR ?? '/run/handlefs';
 }
 
-/** The socket path of the service mounted at `mountpoint` (an absolute, resolved path). */
+/**
+ * The real path of a mountpoint (symlinks resolved, as /proc/self/mountinfo shows it), found
+ * without ever stat()ing a mount's root: a service asking about its own mount would wait on
+ * itself, and a hung mount would hang the asker. The parent is resolved by realpath(3); the last
+ * component is taken as is when it is a mountpoint (a mountpoint is never a symlink), else
+ * lstat()ed and followed if it is a symlink. Falls back to path.resolve() when the parent cannot
+ * be resolved.
+ */
+export function realMountpoint(mountpoint: string): string {
+  let p = path.resolve(mountpoint);
+  for (let hops = 0; hops < 40; hops++) {
+    let dir: string;
+    try {
+      dir = fs.realpathSync.native(path.dirname(p));
+    } catch {
+      return p;
+    }
+    const candidate = path.join(dir, path.basename(p));
+    if (mountAt(candidate) !== undefined) return candidate;
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(candidate);
+    } catch {
+      return candidate;
+    }
+    if (!st.isSymbolicLink()) return candidate;
+    p = path.resolve(dir, fs.readlinkSync(candidate));
+  }
+  return p;
+}
+
+/** The socket path of the service mounted at `mountpoint`, named by a hash of its real path. */
 export function controlSocketPath(mountpoint: string): string {
-  const id = createHash('sha256').update(path.resolve(mountpoint)).digest('hex').slice(0, 16);
+  const id = createHash('sha256').update(realMountpoint(mountpoint)).digest('hex').slice(0, 16);
   return path.join(runtimeDir(), `${id}.sock`);
 }
 
@@ -60,7 +92,14 @@ export class ControlServer {
     server.unref(); // the FUSE session, not the control socket, keeps the service alive
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(socketPath, () => resolve());
+      // bind() creates the socket file synchronously inside listen(): with this umask it is
+      // never, even for a moment, connectable by other users.
+      const umask = process.umask(0o177);
+      try {
+        server.listen(socketPath, () => resolve());
+      } finally {
+        process.umask(umask);
+      }
     });
     fs.chmodSync(socketPath, 0o600);
     return new ControlServer(server, socketPath);

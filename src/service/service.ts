@@ -35,7 +35,7 @@ import { TREE } from '../tree/tokens.js';
 import { raiseFdLimit } from './fd-limit.js';
 import { ServiceRefusal } from './refusal.js';
 import { assembleContainer } from './container.js';
-import { ControlServer } from './control.js';
+import { ControlServer, realMountpoint } from './control.js';
 import { collectStatus, type ServiceStatus } from './status.js';
 
 /** Default kernel cache timeouts: long, because exits are invalidated explicitly. */
@@ -189,7 +189,9 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
   checkPrivileges();
   const device = options.device;
   // A keeper's mount is ours and may have nobody serving it yet: stat()ing it would wait on us.
-  const mountpoint = device ? path.resolve(options.mountpoint) : await checkMountpoint(options.mountpoint);
+  // The real path (symlinks resolved; never stat()s a mount's root): what /proc/mounts shows, and
+  // what the control socket is named by.
+  const mountpoint = realMountpoint(device ? path.resolve(options.mountpoint) : await checkMountpoint(options.mountpoint));
   const statePath = path.resolve(options.statePath);
 
   const container: Container = assembleContainer({
