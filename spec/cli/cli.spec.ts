@@ -38,7 +38,7 @@ function sandbox(t: ExecutionContext) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handlefs-cli-'));
   const mnt = path.join(dir, 'mnt');
   fs.mkdirSync(mnt);
-  const env = { HANDLEFS_RUNTIME_DIR: path.join(dir, 'run') };
+  const env = { HANDLEFS_RUNTIME_DIR: path.join(dir, 'run'), HANDLEFS_RECORDS_DIR: path.join(dir, 'records') };
   const children: ChildProcess[] = [];
   t.teardown(() => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');

@@ -35,7 +35,7 @@ import { TREE } from '../tree/tokens.js';
 import { raiseFdLimit } from './fd-limit.js';
 import { ServiceRefusal } from './refusal.js';
 import { assembleContainer } from './container.js';
-import { ControlServer, realMountpoint } from './control.js';
+import { ControlServer, realMountpoint, runtimeDir } from './control.js';
 import { collectStatus, type ServiceStatus } from './status.js';
 
 /** Default kernel cache timeouts: long, because exits are invalidated explicitly. */
@@ -138,6 +138,15 @@ function errnoOf(e: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Where the records that detect a state restored from an older copy live (src/store/witness.ts):
+ * per boot under the runtime directory, machine-wide under /var/lib/misc/handlefs
+ * (HANDLEFS_RECORDS_DIR overrides; tests use it).
+ */
+export function stateRecordDirs(): { perBoot: string; machine: string } {
+  return { perBoot: path.join(runtimeDir(), 'states'), machine: process.env.HANDLEFS_RECORDS_DIR ?? '/var/lib/misc/handlefs' };
+}
+
 /** Turns a failure to open the state file into the CLI's one-line error and exit code. */
 export function stateError(statePath: string, e: unknown): ServiceRefusal {
   if (e instanceof StateLockedError) return new ServiceRefusal(e.message, 'stateLocked', 'stop the other service, or give this one another --state FILE');
@@ -196,7 +205,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
 
   const container: Container = assembleContainer({
     logger: log,
-    store: { module: storeModule({ path: statePath }) },
+    store: { module: storeModule({ path: statePath, witness: stateRecordDirs() }) },
     sources: createSourcesModule({ logger: log }),
     mountOptions,
     // File handles a predecessor gave out stay below this server's (2^32 per server).

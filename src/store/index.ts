@@ -11,6 +11,7 @@ export {
 export { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SchemaError, type Migration } from './schema.js';
 export { StateLockedError, acquireStateLock, lockHolders, lockPathFor, type StateLock } from './lock.js';
 export { NotOurStateError, classifyStateFile, type StateFileKind } from './ownership.js';
+export { StateWitness, WITNESS_LOOKAHEAD, stateId, type WitnessDirs } from './witness.js';
 export {
   CLOCK_LEAD,
   StoreDamageError,

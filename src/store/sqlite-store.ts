@@ -30,6 +30,7 @@ import {
 import { CommitWorker, DELETE_ROW, INSERT_KIND, INSERT_SCOPE, UPSERT_ROW, replyError, type CommitReply, type EncodedBatch } from './commit-worker.js';
 import { acquireStateLock, createPrivateFile, type StateLock } from './lock.js';
 import { NotOurStateError, classifyStateFile, type StateFileKind } from './ownership.js';
+import { StateWitness, type WitnessDirs } from './witness.js';
 import { SchemaError, checkSchema, migrate, schemaInfo, verifySchema } from './schema.js';
 
 /** The CLI's `--state FILE` default. */
@@ -69,6 +70,12 @@ export interface SqliteStoreOptions {
   readonly commitThread?: boolean;
   /** Wall clock in ms (tests). */
   readonly now?: () => number;
+  /**
+   * Directories for the records kept outside the state directory that detect a state restored
+   * from an older copy (witness.ts). None by default; the service uses /run/handlefs/states and
+   * /var/lib/misc/handlefs.
+   */
+  readonly witness?: WitnessDirs;
 }
 
 /** How the store found its state at open; for logs, the CLI's status output and tests. */
@@ -538,6 +545,26 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
       } else {
         log.warn({ file, hwmFile, hwm: hwm.state }, `high-water file ${hwmFile} is ${hwm.state === 'missing' ? 'missing' : `unreadable (${hwm.state === 'corrupt' ? hwm.reason : ''})`}; rewriting it from the state file`);
       }
+      if (options.witness) {
+        // Records outside the state directory: has this host issued more from this state than
+        // the state remembers (restored from an older copy)?
+        const seen = new StateWitness(options.witness, createdAt, log, now).read();
+        const bound = seen.perBoot ?? seen.machine;
+        if (bound) {
+          const restored = bound.generation > generation || (seen.perBoot !== undefined && seen.perBoot.highWater > highWater);
+          if (restored) {
+            log.warn(
+              { file, state: { highWater, generation }, record: bound, from: seen.perBoot ? 'boot' : 'machine' },
+              `state file ${file} is older than what this host has issued from it (restored from a backup?): it says high-water ${highWater}, generation ${generation}; the ${seen.perBoot ? 'per-boot' : 'machine-wide'} record says ${bound.highWater}, generation ${bound.generation}; continuing above the record so that no number is issued twice`,
+            );
+          }
+          if (bound.highWater > highWater) {
+            highWater = bound.highWater;
+            highWaterFrom = seen.perBoot ? 'boot record' : 'machine record';
+          }
+          generation = Math.max(generation, bound.generation);
+        }
+      }
       if (insp.maxIno !== undefined && insp.maxIno >= highWater) {
         log.warn({ file, maxIno: insp.maxIno, highWater }, `state file ${file} holds ino ${insp.maxIno} at or above its high-water mark ${highWater}; raising the mark`);
         highWater = insp.maxIno + 1;
@@ -639,6 +666,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     } catch (err) {
       throw openError(file, `cannot write high-water file ${hwmFile} for`, err);
     }
+    const witness = options.witness ? new StateWitness(options.witness, createdAt, log, now) : undefined;
+    witness?.granted(highWater, generation);
     const kinds = new Names('kinds', 'kind').load(db);
     const scopes = new Names('scopes', 'scope').load(db);
     let rows = insp.rows;
@@ -657,7 +686,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     if (origin !== 'recovered') {
       log.info({ file, ...startup }, `state file ${file} opened (${origin}): generation ${generation}, high-water ${highWater}, ${rows.length} mappings`);
     }
-    return new SqliteStore({ file, db, lock, log, startup, rows, kinds, scopes, options, now });
+    return new SqliteStore({ file, db, lock, log, startup, rows, kinds, scopes, options, now, witness });
   } catch (err) {
     try {
       db?.close();
@@ -686,6 +715,7 @@ interface StoreParts {
   scopes: Names;
   options: SqliteStoreOptions;
   now: () => number;
+  witness: StateWitness | undefined;
 }
 
 interface InFlight {
@@ -729,6 +759,7 @@ export class SqliteStore implements InodeStore {
   private failing: { failures: number; lastLogAt: number } | undefined;
   private readonly counters = { reserves: 0, commits: 0, failedCommits: 0, rowsWritten: 0, rowsDeleted: 0 };
   private readonly setHighStmt: Database.Statement;
+  private readonly witness: StateWitness | undefined;
   private readonly commitOnMainThread: (batch: EncodedBatch) => void;
 
   /** Use openSqliteStore(). */
@@ -746,6 +777,7 @@ export class SqliteStore implements InodeStore {
     this.generation = parts.startup.generation;
     this.high = parts.startup.highWater;
     this.recordedHigh = this.high;
+    this.witness = parts.witness;
     this.initialRows = parts.rows;
     this.busyTimeoutMs = options.busyTimeoutMs ?? 1000;
     this.useWorker = options.commitThread ?? true;
@@ -830,6 +862,7 @@ export class SqliteStore implements InodeStore {
       throw new Error(msg, { cause: err });
     }
     this.recovered();
+    this.witness?.granted(record, this.generation);
     this.high = end;
     this.lastReserveAt = t;
     this.counters.reserves++;
