@@ -155,7 +155,7 @@ export function stateError(statePath: string, e: unknown): ServiceRefusal {
   if (code === 'EROFS') return new ServiceRefusal(`state ${statePath} is in a read-only place: ${cause}`, 'stateReadOnly', 'give --state a file in a writable directory');
   if (code === 'ENOSPC') return new ServiceRefusal(`state ${statePath}: no space left: ${cause}`, 'stateReadOnly', 'free space, or give --state a file elsewhere');
   if (e instanceof StateNotWritableError) return new ServiceRefusal(`state ${statePath} cannot be written there: ${cause}`, 'stateReadOnly', 'give --state a file in a writable directory');
-  if (e instanceof NotOurStateError) return new ServiceRefusal(cause, 'stateUnreadable', 'check the --state path; handlefs only uses, and only ever moves aside, files it wrote');
+  if (e instanceof NotOurStateError) return new ServiceRefusal(`state ${statePath} cannot be used: ${cause}`, 'stateUnreadable', 'check the --state path; handlefs only uses, and only ever moves aside, files it wrote');
   return new ServiceRefusal(`state ${statePath} cannot be used: ${cause}`, 'stateUnreadable', 'check the file, or give --state another file');
 }
 
