@@ -269,7 +269,7 @@ mountTest('mount -t fuse.handlefs and an fstab line work through the mount helpe
   const helper = '/sbin/mount.fuse.handlefs';
   if (fs.existsSync(helper)) return t.fail(`${helper} already exists on this machine; refusing to replace it`);
   // What the package documents: a link to the bin. Here a wrapper that also keeps the test's runtime dir.
-  fs.writeFileSync(helper, `#!/bin/sh\nexport HANDLEFS_RUNTIME_DIR='${sb.env.HANDLEFS_RUNTIME_DIR}'\nexec '${process.execPath}' '${path.join(ROOT, 'dist/cli/mount-helper.js')}' "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(helper, `#!/bin/sh\nexport HANDLEFS_RUNTIME_DIR='${sb.env.HANDLEFS_RUNTIME_DIR}' HANDLEFS_RECORDS_DIR='${sb.env.HANDLEFS_RECORDS_DIR}'\nexec '${process.execPath}' '${path.join(ROOT, 'dist/cli/mount-helper.js')}' "$@"\n`, { mode: 0o755 });
   t.teardown(() => fs.rmSync(helper, { force: true }));
 
   const r = spawnSync('mount', ['-t', 'fuse.handlefs', 'handlefs', sb.mnt, '-o', `state=${sb.state},allow_other`], { encoding: 'utf8', timeout: 30_000 });
