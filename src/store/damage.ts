@@ -167,18 +167,22 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-/** Replaces FILE.hwm atomically and durably: write temp, fsync, rename, fsync the directory. */
-export function writeHwm(file: string, record: HwmRecord): void {
+/**
+ * Replaces FILE.hwm atomically and durably: write temp, fsync, rename, fsync the directory.
+ * `sync: false` (a record that need only survive the process, not the machine) skips the fsyncs.
+ */
+export function writeHwm(file: string, record: HwmRecord, options: { sync?: boolean } = {}): void {
+  const sync = options.sync ?? true;
   const tmp = `${file}.tmp`;
   const fd = fs.openSync(tmp, 'w', 0o600);
   try {
     fs.writeSync(fd, formatHwm(record));
-    fs.fsyncSync(fd);
+    if (sync) fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
-  fsyncDir(path.dirname(file));
+  if (sync) fsyncDir(path.dirname(file));
 }
 
 // ---------------------------------------------------------------------------------------------

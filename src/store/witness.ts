@@ -3,10 +3,12 @@
  * directory (database and FILE.hwm together) from an older copy is detected instead of handing
  * out again the numbers issued since the copy.
  *
- * Two records per state, each `<dir>/<state id>.hwm` in FILE.hwm's format (id: a hash of the
- * state's creation time, which a copy keeps):
- *  - per boot (default /run/handlefs/states, a tmpfs): the exact high-water mark, rewritten at
- *    every reserve. Any restore within one boot is caught exactly.
+ * Two records per state in FILE.hwm's format, named by the state id (a hash of the state's
+ * creation time, which a copy keeps):
+ *  - per boot (`<dir>/<state id>.<boot id>.hwm`, default dir /run/handlefs/states): the exact
+ *    high-water mark, rewritten at every reserve. Any restore within one boot is caught exactly.
+ *    It need only outlive the process, not the machine, so it is written without fsync; the boot
+ *    id in its name keeps a record of an earlier boot from being read where /run is not a tmpfs.
  *  - machine-wide (default /var/lib/misc/handlefs): a bound LOOKAHEAD above the high-water mark,
  *    rewritten only when the mark passes the bound (rarely: the disk cost stays off the reserve
  *    path). It survives reboots; the first start of a boot continues above it.
@@ -39,6 +41,16 @@ export function stateId(createdAt: string): string {
   return createHash('sha256').update(`handlefs-state v1|${createdAt}`).digest('hex').slice(0, 32);
 }
 
+/** This boot's id (the kernel's random boot_id, dashes removed), or undefined if unreadable. */
+function bootId(): string | undefined {
+  try {
+    const id = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim().replace(/-/g, '');
+    return /^[0-9a-f]{32}$/.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class StateWitness {
   private readonly files: { perBoot?: string; machine?: string };
   /** The machine-wide record's current value (numbers below it are covered). */
@@ -52,8 +64,9 @@ export class StateWitness {
     private readonly now: () => number,
   ) {
     const id = stateId(createdAt);
+    const boot = bootId();
     this.files = {
-      ...(dirs.perBoot !== undefined ? { perBoot: path.join(dirs.perBoot, `${id}.hwm`) } : {}),
+      ...(dirs.perBoot !== undefined && boot !== undefined ? { perBoot: path.join(dirs.perBoot, `${id}.${boot}.hwm`) } : {}),
       ...(dirs.machine !== undefined ? { machine: path.join(dirs.machine, `${id}.hwm`) } : {}),
     };
   }
@@ -85,7 +98,7 @@ export class StateWitness {
     if (file === undefined) return false;
     try {
       fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-      writeHwm(file, record);
+      writeHwm(file, record, { sync: which === 'machine' });
       return true;
     } catch (err) {
       if (!this.warned.has(file)) {
