@@ -5,7 +5,7 @@
  * line per error, and a mount reached through a symlink is found.
  */
 import test, { type ExecutionContext } from 'ava';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -179,4 +179,38 @@ mountTest('mounting through a symlink: the service names its socket by the real 
   t.is(run(['status', sb.mnt], sb.env).code, 0);
   t.is(run(['status', link], sb.env).code, 0);
   t.is(run(['umount', sb.mnt], sb.env).code, 0);
+});
+
+mountTest('a state directory restored from a backup: no number issued after the copy is issued again, and the log says so', (t) => {
+  const sb = sandbox(t);
+  const stateDir = path.dirname(sb.state);
+  const backup = path.join(sb.dir, 'backup');
+  /** Starts `n` sleepers, reads their handles' numbers, stops them. */
+  const issue = (n: number): number[] => {
+    const sleepers = Array.from({ length: n }, () => spawn('sleep', ['60'], { stdio: 'ignore' }));
+    sb.children.push(...sleepers);
+    const inos = sleepers.map((c) => Number(spawnSync('stat', ['-c', '%i', path.join(sb.mnt, 'pid', String(c.pid))], { encoding: 'utf8', timeout: 10_000 }).stdout.trim()));
+    for (const c of sleepers) c.kill('SIGKILL');
+    t.true(inos.every((i) => i > 1), `numbers read: ${inos.join(' ')}`);
+    return inos;
+  };
+  const stop = () => t.is(run(['umount', sb.mnt], sb.env).code, 0);
+
+  startDaemon(t, sb);
+  issue(3);
+  stop();
+  fs.cpSync(stateDir, backup, { recursive: true });
+  startDaemon(t, sb);
+  const after = issue(5);
+  stop();
+  fs.rmSync(stateDir, { recursive: true });
+  fs.cpSync(backup, stateDir, { recursive: true });
+  startDaemon(t, sb);
+  const next = issue(5);
+  stop();
+  t.deepEqual(next.filter((x) => after.includes(x)), [], 'no number issued again');
+  t.true(Math.min(...next) > Math.max(...after));
+  const runDir = sb.env.HANDLEFS_RUNTIME_DIR;
+  const log = fs.readdirSync(runDir).filter((n) => n.endsWith('.log')).map((n) => fs.readFileSync(path.join(runDir, n), 'utf8')).join('');
+  t.regex(log, /restored from a backup\?\)/);
 });
