@@ -97,6 +97,11 @@ export interface FakeNamespaceSpec {
   inum?: number;
   /** Default true: held like a bind mount until destroyNamespace(). */
   pinned?: boolean;
+  /**
+   * Force the kernel's namespace id (must not be in use). Default: the next of a growing counter;
+   * real ids come in per-CPU batches, so a later namespace may have a smaller one.
+   */
+  nsId?: string;
 }
 
 export interface FakeHostOptions {
@@ -321,10 +326,13 @@ export class FakeHost {
     }
     this.requireNs('user', owner);
     if (parent !== null) this.requireNs(type, parent);
+    if (spec.nsId !== undefined && [...this.nss.values()].some((n) => n.nsId === spec.nsId)) {
+      throw new Error(`namespace id ${spec.nsId} is in use`);
+    }
     this.addNs({
       type,
       inum,
-      nsId: String(this.nextNsId++),
+      nsId: spec.nsId ?? String(this.nextNsId++),
       owner,
       parent,
       initial: false,

@@ -30,7 +30,7 @@ import {
   type StatfsReply,
 } from '../fuse/types.js';
 import { NS_TYPES, type HostIds, type NamespaceSource, type NsType, type ProcessSource } from '../sources/types.js';
-import { NAMESPACE_KIND, PROCESS_KIND, putAll, mapLimit, type HandleObject, type TreeContext } from './context.js';
+import { INCARNATIONS, NAMESPACE_KIND, PROCESS_KIND, putAll, mapLimit, type HandleObject, type TreeContext } from './context.js';
 import { Invalidator } from './invalidation.js';
 import {
   BY_INO_DIR,
@@ -191,6 +191,11 @@ export class HandleTree implements LowLevelFileSystem {
     const scope = deps.processSource.identityScope();
     if (this.table.scope !== scope) {
       throw new Error(`the inode table's scope "${this.table.scope}" is not the process source's identity scope "${scope}": incarnations are relative to it`);
+    }
+    for (const [kind, order] of Object.entries(INCARNATIONS)) {
+      if (this.table.orderOf(kind) !== order) {
+        throw new Error(`the inode table compares ${kind} incarnations as "${this.table.orderOf(kind)}", the tree needs "${order}" (build it with incarnations: INCARNATIONS)`);
+      }
     }
     this.invalidator = new Invalidator(this.log);
     this.ctx = {
