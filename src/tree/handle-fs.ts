@@ -54,7 +54,7 @@ import { NamespaceHandles, NsObject } from './namespace-handles.js';
 import { ProcessHandles, ProcObject, type IncarnationReader } from './process-handles.js';
 import { handleName, NONE, renderNamespace, renderProcess, UNREADABLE } from './render.js';
 import { realTimers, type TimerHandle, type Timers } from './timers.js';
-import { FIRST_DYNAMIC_INO } from '../core/numbers.js';
+import { FIRST_DYNAMIC_INO, MAX_INO } from '../core/numbers.js';
 import type { Clock } from '../sources/types.js';
 
 export interface HandleTreeOptions {
@@ -537,13 +537,20 @@ export class HandleTree implements LowLevelFileSystem {
     return { attr: this.attrOf(inode), attrTimeout: this.attrTimeout };
   }
 
+  /**
+   * Inodes: used = handles in the table, free = numbers the allocator can still hand out (up to
+   * 2^53 - 1), total = both. A full-looking filesystem (ffree 0) alarms disk monitors for nothing.
+   */
   statfs(): StatfsReply {
+    const c = this.table.counters();
+    const last = c.lastAllocated > 0 ? c.lastAllocated : Math.max(c.highWater - 1, FIRST_DYNAMIC_INO - 1);
+    const ffree = Math.max(0, MAX_INO - last);
     return {
       blocks: 0,
       bfree: 0,
       bavail: 0,
-      files: this.table.counters().inodes,
-      ffree: 0,
+      files: c.inodes + ffree,
+      ffree,
       bsize: 4096,
       namelen: 255,
       frsize: 4096,
