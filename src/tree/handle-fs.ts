@@ -195,6 +195,10 @@ export class HandleTree implements LowLevelFileSystem {
   private sweeping: Promise<void> | null = null;
   private restored = false;
   private stopped = false;
+  /** Open files and directories (a caller's descriptors cost memory here until released). */
+  get openHandles(): number {
+    return this.files.size;
+  }
   /** Sweeps run and inodes they found dead (for tests and stats). */
   readonly sweepStats = { runs: 0, dead: 0 };
   /** Nodes adopted from a predecessor, whose first FORGET is clamped to what this tree counted. */
