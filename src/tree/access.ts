@@ -113,7 +113,17 @@ export class AccessPolicy {
   /** Whether the caller could readlink a /proc/PID/ns/<type> naming namespace (type, inum). */
   async mayOpenNamespace(caller: Caller, type: NsType, inum: number): Promise<boolean> {
     if (isPrivileged(caller)) return true;
-    return (await this.namespacesOf(caller)).has(nsKey(type, inum));
+    if ((await this.namespacesOf(caller)).has(nsKey(type, inum))) return true;
+    // The caller's own process, even if not dumpable (a thread group may always read its own).
+    return (await this.ownNamespaces(caller)).has(nsKey(type, inum));
+  }
+
+  /** `type:inum` of the calling process's own namespaces (one read of /proc). */
+  async ownNamespaces(caller: Caller): Promise<ReadonlySet<string>> {
+    if (caller.pid <= 0) return new Set();
+    const info = await this.source.read(caller.pid).catch(() => null);
+    if (info === null) return new Set();
+    return new Set((Object.entries(info.namespaces) as Array<[NsType, number]>).map(([type, inum]) => nsKey(type, inum)));
   }
 
   /** Whether the namespace handle is listed and resolves for the caller. */
@@ -121,15 +131,15 @@ export class AccessPolicy {
     return this.hidepid !== 'invisible' || this.mayOpenNamespace(caller, type, inum);
   }
 
-  /** `type:inum` of every namespace of a process the caller may inspect. */
+  /** `type:inum` of every namespace of a process the caller's uid and gid may inspect. */
   namespacesOf(caller: Caller): Promise<ReadonlySet<string>> {
-    const id = `${caller.uid}:${caller.gid}:${caller.pid}`;
+    const id = `${caller.uid}:${caller.gid}`;
     const hit = this.cache.get(id);
     const now = this.timers.now();
     if (hit !== undefined && now - hit.at < this.cacheMs) return Promise.resolve(hit.keys);
     return this.flight.run(id, async () => {
       const keys = await this.scan(caller);
-      if (this.cache.size > 1024) this.cache.clear(); // one entry per caller seen lately; never unbounded
+      if (this.cache.size > 1024) this.cache.clear(); // one entry per user seen lately; never unbounded
       this.cache.set(id, { at: this.timers.now(), keys });
       return keys;
     });
@@ -137,12 +147,12 @@ export class AccessPolicy {
 
   private async scan(caller: Caller): Promise<ReadonlySet<string>> {
     this.scans++;
-    const pids = new Set(this.source.listOwnedBy ? await this.source.listOwnedBy(caller.uid) : await this.source.list());
-    if (caller.pid > 0) pids.add(caller.pid);
+    const pids = this.source.listOwnedBy ? await this.source.listOwnedBy(caller.uid) : await this.source.list();
+    const user: Caller = { uid: caller.uid, gid: caller.gid, pid: 0 };
     const keys = new Set<string>();
     for (const pid of pids) {
       const info = await this.source.read(pid).catch(() => null);
-      if (info === null || !mayInspect(caller, info)) continue;
+      if (info === null || !mayInspect(user, info)) continue;
       for (const [type, inum] of Object.entries(info.namespaces) as Array<[NsType, number]>) keys.add(nsKey(type, inum));
     }
     return keys;

@@ -939,10 +939,12 @@ export class HandleTree implements LowLevelFileSystem {
   /** Which handles a listing shows the caller: all, or (hidepid=invisible) those it may inspect. */
   private async listFilter(ctx: Caller): Promise<(d: Dentry<HandleObject>) => boolean> {
     if (this.policy.hidepid !== 'invisible' || isPrivileged(ctx)) return () => true;
-    const namespaces = await this.policy.namespacesOf(ctx);
+    const [namespaces, own] = await Promise.all([this.policy.namespacesOf(ctx), this.policy.ownNamespaces(ctx)]);
     return (d) => {
       const o = d.object;
-      return o instanceof ProcObject ? this.policy.processVisible(ctx, o.info) : namespaces.has(`${o.type}:${o.inum}`);
+      if (o instanceof ProcObject) return this.policy.processVisible(ctx, o.info);
+      const key = `${o.type}:${o.inum}`;
+      return namespaces.has(key) || own.has(key);
     };
   }
 
