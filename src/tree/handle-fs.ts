@@ -696,10 +696,10 @@ export class HandleTree implements LowLevelFileSystem {
   }
 
   /** Counts a non-root open against its uid's limits (EMFILE beyond them). */
-  private countOpen(uid: number, isNs: boolean): void {
+  private countOpen(uid: number, isNs: boolean, adopted = false): void {
     const all = this.opensByUid.get(uid) ?? 0;
     const ns = this.nsOpensByUid.get(uid) ?? 0;
-    if (all >= this.maxOpenPerUser || (isNs && ns >= this.maxNsOpensPerUser)) {
+    if (!adopted && (all >= this.maxOpenPerUser || (isNs && ns >= this.maxNsOpensPerUser))) {
       this.log.debug({ uid, open: all, namespaces: ns }, 'per-user open limit reached');
       fail(Errno.EMFILE, 'too many handlefs files open for this user');
     }
@@ -757,6 +757,7 @@ export class HandleTree implements LowLevelFileSystem {
     // The opener is unknown (a predecessor checked it): what the text shows is judged by the reader.
     const st: FileState = { kind: 'file', dentry: d, caller, counted: true, holdTimer: null, data, fresh: false, dead: this.table.isDead(d.inode) };
     this.files.set(fh, st);
+    if (!isPrivileged(caller)) this.countOpen(caller.uid, d.object instanceof NsObject, true); // release uncounts it
     this.adoptStats.files++;
     return st;
   }
