@@ -54,7 +54,7 @@ interface ClientResult {
 const SECONDS = 3;
 
 fuseTest('random system calls from root and nobody: no crash, no hang, nothing kept, every mutation EROFS', async (t) => {
-  t.timeout(90_000);
+  t.timeout(180_000); // a few seconds of calls; listing pid/ on a host of 10k processes under load takes much longer
   const mnt = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'handlefs-fuzz-')));
   fs.chmodSync(mnt, 0o755);
   fs.chmodSync(CLIENT, 0o755);
@@ -70,11 +70,17 @@ fuseTest('random system calls from root and nobody: no crash, no hang, nothing k
     processSource.close();
     fs.rmSync(mnt, { recursive: true, force: true });
   });
-  const seed = Date.now() % 100_000;
-  t.log(`seeds ${seed}..${seed + 2} (rerun a client: python3 ${CLIENT} MNT SEED ${SECONDS})`);
+  // HANDLEFS_FUZZ_SEED replays a run; each client's failure names its seed.
+  const seed = Number(process.env['HANDLEFS_FUZZ_SEED'] ?? Date.now() % 100_000);
+  t.log(`seeds ${seed}..${seed + 2} (replay: HANDLEFS_FUZZ_SEED=${seed})`);
   const run = async (argv: string[]): Promise<ClientResult> => {
-    const { stdout } = await execFileP(argv[0]!, argv.slice(1), { timeout: 60_000, maxBuffer: 1 << 24 });
-    return JSON.parse(stdout) as ClientResult;
+    try {
+      const { stdout } = await execFileP(argv[0]!, argv.slice(1), { timeout: 120_000, maxBuffer: 1 << 24 });
+      return JSON.parse(stdout) as ClientResult;
+    } catch (err) {
+      const e = err as { stderr?: string; killed?: boolean; code?: number };
+      throw new Error(`fuzz client ${argv.join(' ')} failed (${e.killed ? 'timed out' : `exit ${e.code}`}): ${e.stderr ?? err}`);
+    }
   };
   const results = await Promise.all([
     run([PYTHON, CLIENT, mnt, String(seed), String(SECONDS)]),
