@@ -27,6 +27,7 @@ test('state= and log_level= inside -o work like the flags; mount(8) generic opti
     state: '/s.db',
     logLevel: 'warn',
   });
+  t.deepEqual(splitMountOptions(['rw,noexec,nosuid,noatime']).fuse, ['noexec', 'nosuid', 'noatime'], 'the kernel flags go to the FUSE layer, not dropped');
 });
 
 test('unknown flags, missing or extra arguments and bad levels are usage errors with a hint', (t) => {

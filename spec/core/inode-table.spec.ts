@@ -2,6 +2,7 @@ import test from 'ava';
 import { ReleasedDentryError, StaleIdentityError } from '../../src/core/inode-table.js';
 import { MemoryStore } from '../../src/core/memory-store.js';
 import { SingleFlight } from '../../src/core/single-flight.js';
+import type { Identity } from '../../src/core/inode.js';
 import { makeTable, proc } from '../helpers/core.js';
 
 test('instantiate of the same object returns the same inode and dentry', (t) => {
@@ -268,4 +269,38 @@ test('32 concurrent first lookups of one new object across awaits give one inode
   t.is(results[0]!.lookups, 32);
   t.is(table.counters().allocations, 1);
   t.is(reads, 1);
+});
+
+const ns = (inum: number, id: number): Identity => ({ kind: 'namespace', key: inum, incarnation: id });
+
+test('equality kinds: a different, smaller incarnation is another object and replaces the entry', (t) => {
+  const deaths: number[] = [];
+  const { table } = makeTable({ events: { dead: (inode) => deaths.push(inode.ino) }, incarnations: { namespace: 'equality' } });
+  const old = table.lookup(ns(0xf0000000, 900), 'old namespace');
+  // The kernel's ids come in per-CPU batches: a namespace created later can have a smaller one.
+  const fresh = table.lookup(ns(0xf0000000, 17), 'new namespace');
+  t.not(fresh, old);
+  t.true(fresh.ino > old.ino, 'a new, larger number');
+  t.deepEqual(deaths, [old.ino]);
+  t.is(table.findByKey(0xf0000000), fresh.inode);
+  t.is(table.dentry(old.ino)!.object, 'old namespace', 'the old handle stays reachable by number and never shows the new one');
+  // Processes in the same table keep their order.
+  table.lookup(proc(42, 200), 'p');
+  t.throws(() => table.lookup(proc(42, 100), 'stale'), { instanceOf: StaleIdentityError });
+  t.is(table.orderOf('namespace'), 'equality');
+  t.is(table.orderOf('process'), 'ordered');
+});
+
+test('restore: of two rows of one key of an equality kind, the later-issued number wins', (t) => {
+  const store = new MemoryStore();
+  const { table: first } = makeTable({ store, incarnations: { namespace: 'equality' } });
+  const a = first.lookup(ns(0xf0000001, 900), 'a');
+  first.markDead(a.inode); // still referenced: its row stays
+  const b = first.lookup(ns(0xf0000001, 17), 'b');
+  const rows = [...store.load()];
+  t.is(rows.filter((r) => r.key === 0xf0000001).length, 2);
+  const { table } = makeTable({ store, incarnations: { namespace: 'equality' } });
+  table.restore(rows);
+  t.is(table.findByKey(0xf0000001)!.ino, b.ino);
+  t.is(table.inode(a.ino), undefined);
 });

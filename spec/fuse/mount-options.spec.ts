@@ -1,5 +1,5 @@
 import test from 'ava';
-import { DEFAULT_MOUNT_OPTIONS, MountOptionError, StaleMountError, kernelMountOptions, parseMountOptions, userMountOptions } from '../../src/fuse/index.js';
+import { DEFAULT_MOUNT_OPTIONS, MountOptionError, StaleMountError, kernelMountOptions, parseMountOptions, userMountOptions, type MountFlag } from '../../src/fuse/index.js';
 
 test('defaults', (t) => {
   t.deepEqual(parseMountOptions(), { ...DEFAULT_MOUNT_OPTIONS });
@@ -19,6 +19,7 @@ test('every option, as a -o string, a list and an object', (t) => {
     ro: true as const,
     debug: true,
     maxRead: 131072,
+    flags: [] as MountFlag[],
   };
   t.deepEqual(parseMountOptions('allow_other,default_permissions,entry_timeout=0.5,attr_timeout=2,fsname=myfs,subtype=sub_1,ro,debug,max_read=131072'), want);
   t.deepEqual(parseMountOptions(['allow_other', 'default_permissions,entry_timeout=0.5', 'attr_timeout=2', 'fsname=myfs', 'subtype=sub_1', 'ro', 'debug', 'max_read=131072']), want);
@@ -79,4 +80,19 @@ test('StaleMountError names ENOTCONN and the commands that fix it', (t) => {
   t.deepEqual(e.fix, ["umount -l '/mnt/x y'", "fusermount3 -u '/mnt/x y'"]);
   t.regex(e.message, /stale FUSE mount \(fuse\.handlefs\)/);
   t.regex(e.message, /ENOTCONN/);
+});
+
+test('generic mount flags: the kernel ones are passed on, their opposites undo them, suid/dev are refused', (t) => {
+  const o = parseMountOptions('noexec,noatime,nodiratime,nosuid,nodev,ro');
+  t.deepEqual(o.flags, ['noatime', 'nodiratime', 'noexec']);
+  t.is(kernelMountOptions(o, 3, 0, 0), 'fd=3,rootmode=40000,user_id=0,group_id=0,ro,nosuid,nodev,noatime,nodiratime,noexec');
+  t.is(userMountOptions(o), 'fsname=handlefs,subtype=handlefs,ro,nosuid,nodev,noatime,nodiratime,noexec');
+  t.deepEqual(parseMountOptions('noexec,exec,sync,async,relatime').flags, ['relatime'], 'the later word wins, as in mount(8)');
+  t.deepEqual(parseMountOptions({ flags: ['noexec', 'lazytime'] }).flags, ['lazytime', 'noexec']);
+  for (const bad of ['suid', 'dev']) {
+    const e = t.throws(() => parseMountOptions(`allow_other,${bad}`), { instanceOf: MountOptionError })!;
+    t.is(e.option, bad);
+    t.regex(e.message, new RegExp(`always mounts no${bad}`));
+  }
+  t.throws(() => parseMountOptions({ flags: ['bogus' as never] }), { instanceOf: MountOptionError });
 });

@@ -161,6 +161,16 @@ fuseTest('a mounted tree reads like a filesystem: names, st_ino agreement, conte
   t.deepEqual(lines.filter((l) => l.level >= 50), []);
 });
 
+fuseTest('generic mount flags reach the kernel: noexec, noatime, nodiratime show in mountinfo', async (t) => {
+  t.timeout(LIMIT);
+  const mnt = tmpMount(t);
+  const session = await serve(new TreeFs(SAMPLE_TREE), mnt, 'entry_timeout=0,noexec,noatime,nodiratime', captureLogger('warn').logger, { handleSignals: false });
+  t.teardown(() => session.stop('teardown'));
+  const opts = mountAt(mnt)!.options.split(',');
+  for (const f of ['ro', 'nosuid', 'nodev', 'noexec', 'noatime', 'nodiratime']) t.true(opts.includes(f), `${f} in ${opts.join(',')}`);
+  await session.stop('done');
+});
+
 fuseTest('umount ends run() cleanly', async (t) => {
   t.timeout(LIMIT);
   const mnt = tmpMount(t);
@@ -314,12 +324,17 @@ fuseTest('without root: fusermount3 mounts, the user reads, other users are refu
   const mnt = tmpMount(t);
   fs.chownSync(mnt, NOBODY, NOBODY);
   userUsableFuseDevice(t);
-  const child = await startServerChild(t, mnt, {}, true);
+  const child = await startServerChild(t, mnt, { FUSE_TEST_MOUNT_OPTIONS: 'noexec,noatime' }, true);
   const m = mountAt(mnt);
   t.is(m?.fstype, 'fuse.handlefs');
   t.is(m?.source, 'handlefs');
   const line = fs.readFileSync('/proc/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === mnt) ?? '';
   t.regex(line, new RegExp(` ro,nosuid,nodev,.*user_id=${NOBODY},group_id=${NOBODY}`), 'a user mount: read-only, nosuid, nodev, owned by nobody');
+  t.deepEqual(
+    m!.options.split(',').filter((o) => ['ro', 'nosuid', 'nodev', 'noexec', 'noatime'].includes(o)).sort(),
+    ['noatime', 'nodev', 'noexec', 'nosuid', 'ro'],
+    'noexec and noatime reach the kernel through fusermount3 (mountinfo)',
+  );
   const cat = asNobody('cat', path.join(mnt, 'top.txt'));
   t.is(cat.stdout, 'top\n', cat.stderr);
   const ls = asNobody('ls', path.join(mnt, 'dir'));

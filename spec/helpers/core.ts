@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { Allocator } from '../../src/core/allocator.js';
 import type { Identity } from '../../src/core/inode.js';
-import { InodeTable, type TableEvents } from '../../src/core/inode-table.js';
+import { InodeTable, type IncarnationOrder, type TableEvents } from '../../src/core/inode-table.js';
 import { MemoryStore } from '../../src/core/memory-store.js';
 import type { InodeStore } from '../../src/core/store.js';
 
@@ -12,7 +12,9 @@ export function recordingLogger() {
   return { logger, lines };
 }
 
-export function makeTable<T = string>(options: { store?: InodeStore; events?: TableEvents<T>; scope?: string; chunk?: number } = {}) {
+export function makeTable<T = string>(
+  options: { store?: InodeStore; events?: TableEvents<T>; scope?: string; chunk?: number; incarnations?: Record<string, IncarnationOrder> } = {},
+) {
   const store = options.store ?? new MemoryStore();
   const { logger, lines } = recordingLogger();
   const table = new InodeTable<T>({
@@ -21,6 +23,7 @@ export function makeTable<T = string>(options: { store?: InodeStore; events?: Ta
     scope: options.scope ?? 'boot-a',
     logger,
     events: options.events ?? {},
+    ...(options.incarnations === undefined ? {} : { incarnations: options.incarnations }),
   });
   return { table, store, lines };
 }

@@ -211,3 +211,27 @@ test('a namespace kept only by a bind-mounted handle is still listed', async (t)
   const names = (await h.readdir(nsTypeDir('net'))).map((x) => x.name);
   t.true(names.includes(String(net.inum)));
 });
+
+test('a new namespace reusing an nsfs number with a smaller kernel id is served at once (ids have no order)', async (t) => {
+  const h = makeTree();
+  const old = h.host.createNamespace('net', { pinned: false, nsId: '9000' });
+  const p = h.host.start({ comm: 'old' });
+  h.host.enter(p.pid, 'net', old.inum);
+  const e = await h.lookup(nsTypeDir('net'), String(old.inum));
+  h.tree.forget(e.nodeId, 1);
+  h.host.exit(p.pid);
+  h.timers.advance(2000); // the grace ends: the hold is closed, the inode is dormant
+  t.false(h.host.namespaceAlive('net', old.inum));
+  t.not(h.table.inode(e.nodeId), undefined, 'dormant until the sweep');
+  // The kernel reuses the number for a namespace whose id came from a lower per-CPU batch.
+  const fresh = h.host.createNamespace('net', { pinned: false, inum: old.inum, nsId: '12' });
+  const q = h.host.start({ comm: 'new' });
+  h.host.enter(q.pid, 'net', fresh.inum);
+  const e2 = await h.lookup(nsTypeDir('net'), String(fresh.inum));
+  t.true(e2.nodeId > e.nodeId, 'the new namespace gets a new, larger number without waiting for a sweep');
+  t.is(fields(await h.readFile(e2.nodeId)).KernelId, '12');
+  t.is(await errnoOf(h.lookup(BY_INO_DIR, String(e.nodeId))), Errno.ENOENT, 'the old number is dead');
+  t.is((await h.readdir(nsTypeDir('net'))).filter((x) => x.name === String(fresh.inum)).length, 1);
+  t.is((await h.lookup(PID_DIR, String(q.pid))).nodeId > 0, true);
+  t.is(fields(await h.readFile((await h.lookup(PID_DIR, String(q.pid))).nodeId))['Ns.net'], String(e2.nodeId), "a process's Ns line names the new handle");
+});

@@ -295,9 +295,15 @@ test('reads serve the snapshot at offsets; a read at 0 after the first renders a
   t.is(await errnoOf(h.tree.read(rc(), e.nodeId, fh, 0, 10)), Errno.EBADF);
 });
 
-test('statfs counts the inodes in the table', async (t) => {
+test('statfs: used inodes = the table, free = what the allocator can still hand out (df -i is not alarmed)', async (t) => {
   const h = makeTree();
   for (let i = 0; i < 3; i++) await h.lookup(PID_DIR, String(h.host.start().pid));
-  t.is(h.tree.statfs().files, 3);
-  t.is(h.tree.statfs().namelen, 255);
+  const s = await h.statfs();
+  const last = h.table.counters().lastAllocated;
+  t.is(s.files - s.ffree, h.table.counters().inodes, 'used = inodes in the table');
+  t.is(s.ffree, Number.MAX_SAFE_INTEGER - last, 'free = numbers left above the last one handed out');
+  t.true(s.ffree > 0 && (s.files - s.ffree) / s.files < 0.01, 'df -i shows almost nothing used');
+  t.is(s.namelen, 255);
+  await h.lookup(PID_DIR, String(h.host.start().pid));
+  t.is((await h.statfs()).ffree, s.ffree - 1, 'each new number is one fewer free');
 });

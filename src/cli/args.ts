@@ -11,11 +11,13 @@ export type Command =
   | { name: 'restart'; mountpoint: string }
   | { name: 'status'; mountpoint: string; json: boolean };
 
-/** Options mount(8) passes to helpers that mean nothing to a FUSE server; accepted and ignored. */
+/**
+ * Options mount(8) passes to helpers that mean nothing to a FUSE server; accepted and ignored
+ * (`rw` too: mount(8) adds it, and the filesystem is read-only whatever is said). The flags the
+ * kernel applies to a mount (noexec, noatime, nosuid, ...) go to the FUSE layer (MOUNT_FLAGS).
+ */
 const GENERIC_MOUNT_OPTIONS = new Set([
-  'rw', 'defaults', 'auto', 'noauto', 'nofail', 'user', 'nouser', 'users', 'owner', 'group', '_netdev',
-  'nosuid', 'suid', 'nodev', 'dev', 'noexec', 'exec', 'atime', 'noatime', 'relatime', 'norelatime',
-  'strictatime', 'lazytime', 'diratime', 'nodiratime', 'sync', 'async', 'dirsync', 'silent', 'loud',
+  'rw', 'defaults', 'auto', 'noauto', 'nofail', 'user', 'nouser', 'users', 'owner', 'group', '_netdev', 'silent', 'loud',
 ]);
 
 function usage(message: string, command?: string): CliError {

@@ -29,9 +29,12 @@ options:
                        allow_other, default_permissions, ro, debug,
                        entry_timeout=SECONDS, attr_timeout=SECONDS (default 3600 each: exits are
                        invalidated explicitly), fsname=NAME, subtype=NAME, max_read=BYTES,
-                       state=FILE (as --state), log_level=LEVEL (as --log-level);
-                       mount(8)'s generic options (rw, defaults, auto, noauto, nofail, _netdev,
-                       x-systemd.*, ...) are accepted and ignored
+                       state=FILE (as --state), log_level=LEVEL (as --log-level),
+                       hidepid=off|noaccess|invisible (0|1|2: what other users see, as procfs);
+                       noexec, noatime, nodiratime, relatime, strictatime, lazytime, sync,
+                       dirsync are passed to the kernel; nosuid, nodev always on (suid, dev
+                       refused); mount(8)'s other generic options (rw, defaults, auto, noauto,
+                       nofail, _netdev, x-systemd.*, ...) are accepted and ignored
   -d, --daemon       return once the mount is ready and leave the service running
   --log-level LEVEL  fatal, error, warn, info (default), debug, trace or silent
                      (or HANDLEFS_LOG_LEVEL); debug logs one line per FUSE request and reply

@@ -4,6 +4,7 @@ export {
   InodeTable,
   ReleasedDentryError,
   StaleIdentityError,
+  type IncarnationOrder,
   type InodeTableOptions,
   type TableCounters,
   type TableEvents,

@@ -50,6 +50,15 @@ export interface TableCounters {
   highWater: number;
 }
 
+/**
+ * How incarnations of one kind compare. `ordered`: they grow with each new life of a key (a
+ * process's pidfs inode number, its start time), so an older one is a stale read and is refused.
+ * `equality`: they only tell lives apart and have no order (the kernel hands out namespace ids in
+ * per-CPU batches), so a different one is a different object that replaces the entry; the caller
+ * must know the object it brings is alive (a namespace it holds open).
+ */
+export type IncarnationOrder = 'ordered' | 'equality';
+
 export interface InodeTableOptions<T> {
   store: InodeStore;
   allocator: Allocator;
@@ -57,6 +66,8 @@ export interface InodeTableOptions<T> {
   scope: string;
   logger: Logger;
   events?: TableEvents<T>;
+  /** The rule per kind; kinds not named are `ordered`. */
+  incarnations?: Readonly<Record<string, IncarnationOrder>>;
 }
 
 type Count = 'lookups' | 'opens' | 'pins' | 'holds';
@@ -76,6 +87,7 @@ export class InodeTable<T> {
   private readonly allocator: Allocator;
   private readonly log: Logger;
   private readonly events: TableEvents<T>;
+  private readonly incarnations: Readonly<Record<string, IncarnationOrder>>;
   readonly scope: string;
   private liveDentries = 0;
   private pinnedDentries = 0;
@@ -90,6 +102,12 @@ export class InodeTable<T> {
     this.scope = options.scope;
     this.log = options.logger;
     this.events = options.events ?? {};
+    this.incarnations = options.incarnations ?? {};
+  }
+
+  /** How incarnations of `kind` compare (see IncarnationOrder). */
+  orderOf(kind: string): IncarnationOrder {
+    return this.incarnations[kind] ?? 'ordered';
   }
 
   // ---- finding ----
@@ -123,8 +141,9 @@ export class InodeTable<T> {
    *
    * An entry under the same key with an older incarnation is of a dead object: it is unhashed
    * (its handle stays reachable by number while referenced, and reads as dead) and the object
-   * gets a new, larger number. A caller whose identity is older than the table's is reading
-   * a dead object and gets StaleIdentityError.
+   * gets a new, larger number. For an `ordered` kind, a caller whose identity is older than the
+   * table's is reading a dead object and gets StaleIdentityError; for an `equality` kind any
+   * other incarnation replaces the entry (there is no order to judge by).
    *
    * If the object was already instantiated, `object` lost the race: `dispose` is called on it
    * and the winner's dentry is returned.
@@ -132,7 +151,9 @@ export class InodeTable<T> {
   instantiate(identity: Identity, object: T, dispose?: (loser: T) => void): Dentry<T> {
     let inode = this.byKey.get(identity.key);
     if (inode !== undefined && inode.incarnation !== identity.incarnation) {
-      if (identity.incarnation < inode.incarnation) throw new StaleIdentityError(identity, inode.incarnation);
+      if (this.orderOf(identity.kind) === 'ordered' && identity.incarnation < inode.incarnation) {
+        throw new StaleIdentityError(identity, inode.incarnation);
+      }
       this.markDead(inode);
       inode = undefined;
     }
@@ -258,7 +279,7 @@ export class InodeTable<T> {
     for (const r of records) {
       if (r.ino >= this.store.highWater) throw new Error(`stored inode ${r.ino} is not below the high-water mark ${this.store.highWater}`);
       const current = this.byKey.get(r.key);
-      if (r.scope !== this.scope || !keep(r) || (current !== undefined && current.incarnation > r.incarnation)) {
+      if (r.scope !== this.scope || !keep(r) || (current !== undefined && this.newer(current, r))) {
         this.store.delete(r.ino);
         pruned++;
         continue;
@@ -310,6 +331,11 @@ export class InodeTable<T> {
   }
 
   // ---- internals ----
+
+  /** Of two rows of one key, whether `a` is the later life: by incarnation where they are ordered, else by number (issued later). */
+  private newer(a: Identity & { ino: number }, b: Identity & { ino: number }): boolean {
+    return this.orderOf(b.kind) === 'ordered' && a.kind === b.kind ? a.incarnation > b.incarnation : a.ino > b.ino;
+  }
 
   private create(identity: Identity, object: T): Inode<T> {
     const ino = this.allocator.allocate();

@@ -2,7 +2,7 @@ import { ContainerModule } from 'inversify';
 import type { Logger } from 'pino';
 import { LOGGER } from '../tokens.js';
 import { Allocator } from './allocator.js';
-import { InodeTable, type TableEvents } from './inode-table.js';
+import { InodeTable, type IncarnationOrder, type TableEvents } from './inode-table.js';
 import type { InodeStore } from './store.js';
 import { CORE } from './tokens.js';
 
@@ -23,6 +23,7 @@ export const coreModule = new ContainerModule(({ bind }) => {
           scope: ctx.get<string>(CORE.Scope),
           logger: ctx.get<Logger>(LOGGER).child({ layer: 'core' }),
           events: ctx.get<TableEvents<unknown>>(CORE.Events, { optional: true }) ?? {},
+          incarnations: ctx.get<Record<string, IncarnationOrder>>(CORE.Incarnations, { optional: true }) ?? {},
         }),
     )
     .inSingletonScope();

@@ -6,6 +6,8 @@ export const CORE = {
   Scope: Symbol.for('handlefs.core.Scope'),
   /** Events the layer above wants from the table. */
   Events: Symbol.for('handlefs.core.Events'),
+  /** How incarnations compare per kind (`Record<kind, IncarnationOrder>`); optional, default ordered. */
+  Incarnations: Symbol.for('handlefs.core.Incarnations'),
   Allocator: Symbol.for('handlefs.core.Allocator'),
   Table: Symbol.for('handlefs.core.Table'),
 } as const;

@@ -48,6 +48,63 @@ export interface MountOptions {
   debug: boolean;
   /** Largest READ the kernel sends (bytes); undefined = kernel default. */
   maxRead: number | undefined;
+  /**
+   * Generic mount flags the kernel applies to the mount (MS_NOEXEC, MS_NOATIME, ...), as mount(8)
+   * spells them, passed on to mount(8) / fusermount3: see MOUNT_FLAGS. nosuid, nodev and ro are
+   * always set.
+   */
+  flags: readonly MountFlag[];
+}
+
+/**
+ * mount(8)'s generic flags: what each does here. `pass` flags are given to the kernel (MS_*) and
+ * show in /proc/self/mountinfo; `reset` ones undo their `pass` partner (the default); `always`
+ * ones are on whatever is said; `refuse` ones ask for what this filesystem never does.
+ */
+export const MOUNT_FLAGS = Object.freeze({
+  noexec: { rule: 'pass' },
+  noatime: { rule: 'pass' },
+  nodiratime: { rule: 'pass' },
+  relatime: { rule: 'pass' },
+  strictatime: { rule: 'pass' },
+  lazytime: { rule: 'pass' },
+  sync: { rule: 'pass' },
+  dirsync: { rule: 'pass' },
+  exec: { rule: 'reset', undoes: 'noexec' },
+  atime: { rule: 'reset', undoes: 'noatime' },
+  diratime: { rule: 'reset', undoes: 'nodiratime' },
+  norelatime: { rule: 'reset', undoes: 'relatime' },
+  nostrictatime: { rule: 'reset', undoes: 'strictatime' },
+  nolazytime: { rule: 'reset', undoes: 'lazytime' },
+  async: { rule: 'reset', undoes: 'sync' },
+  nosuid: { rule: 'always' },
+  nodev: { rule: 'always' },
+  suid: { rule: 'refuse', why: 'handlefs always mounts nosuid (its files are never executables)' },
+  dev: { rule: 'refuse', why: 'handlefs always mounts nodev (it serves no device files)' },
+} as const satisfies Record<string, { rule: 'pass' } | { rule: 'reset'; undoes: string } | { rule: 'always' } | { rule: 'refuse'; why: string }>);
+
+/** A flag handlefs passes to the kernel. */
+export type MountFlag = { [K in keyof typeof MOUNT_FLAGS]: (typeof MOUNT_FLAGS)[K]['rule'] extends 'pass' ? K : never }[keyof typeof MOUNT_FLAGS];
+
+function isGenericFlag(name: string): name is keyof typeof MOUNT_FLAGS {
+  return Object.prototype.hasOwnProperty.call(MOUNT_FLAGS, name);
+}
+
+/** Applies one generic flag to the set of flags to pass (throws for refused ones). */
+function applyFlag(flags: Set<MountFlag>, name: keyof typeof MOUNT_FLAGS): void {
+  const f = MOUNT_FLAGS[name];
+  switch (f.rule) {
+    case 'pass':
+      flags.add(name as MountFlag);
+      break;
+    case 'reset':
+      flags.delete(f.undoes);
+      break;
+    case 'always':
+      break;
+    case 'refuse':
+      throw new MountOptionError(`mount option ${name}: ${f.why}`, name);
+  }
 }
 
 export const DEFAULT_MOUNT_OPTIONS: Readonly<MountOptions> = Object.freeze({
@@ -60,6 +117,7 @@ export const DEFAULT_MOUNT_OPTIONS: Readonly<MountOptions> = Object.freeze({
   ro: true,
   debug: false,
   maxRead: undefined,
+  flags: Object.freeze([]) as readonly MountFlag[],
 });
 
 export class MountOptionError extends Error {
@@ -74,7 +132,7 @@ export class MountOptionError extends Error {
 
 const FLAG_OPTIONS = ['allow_other', 'default_permissions', 'ro', 'debug'] as const;
 const VALUE_OPTIONS = ['entry_timeout', 'attr_timeout', 'fsname', 'subtype', 'max_read'] as const;
-const KNOWN = [...FLAG_OPTIONS, ...VALUE_OPTIONS].join(', ');
+const KNOWN = [...FLAG_OPTIONS, ...VALUE_OPTIONS, ...Object.keys(MOUNT_FLAGS)].join(', ');
 
 function parseSeconds(opt: string, v: string): number {
   const n = Number(v);
@@ -127,10 +185,23 @@ export function parseMountOptions(spec: string | readonly string[] | Partial<Mou
     if (p.fsname !== undefined) o.fsname = checkFsname(p.fsname);
     if (p.subtype !== undefined) o.subtype = checkSubtype(p.subtype);
     if (p.maxRead !== undefined) o.maxRead = checkMaxRead(p.maxRead, String(p.maxRead));
+    if (p.flags !== undefined) {
+      const flags = new Set<MountFlag>();
+      for (const f of p.flags) {
+        if (!isGenericFlag(f)) throw new MountOptionError(`unknown mount flag "${String(f)}"`, String(f));
+        applyFlag(flags, f);
+      }
+      o.flags = [...flags].sort();
+    }
     return o;
   }
   const items = (typeof spec === 'string' ? [spec] : spec).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  const flags = new Set<MountFlag>();
   for (const item of items) {
+    if (isGenericFlag(item)) {
+      applyFlag(flags, item);
+      continue;
+    }
     const eq = item.indexOf('=');
     const key = eq < 0 ? item : item.slice(0, eq);
     const value = eq < 0 ? undefined : item.slice(eq + 1);
@@ -170,6 +241,7 @@ export function parseMountOptions(spec: string | readonly string[] | Partial<Mou
         break;
     }
   }
+  o.flags = [...flags].sort();
   return o;
 }
 
@@ -179,7 +251,7 @@ export function kernelMountOptions(o: MountOptions, fd: number, uid: number, gid
   if (o.allowOther) parts.push('allow_other');
   if (o.defaultPermissions) parts.push('default_permissions');
   if (o.maxRead !== undefined) parts.push(`max_read=${o.maxRead}`);
-  parts.push('ro', 'nosuid', 'nodev');
+  parts.push('ro', 'nosuid', 'nodev', ...o.flags);
   return parts.join(',');
 }
 
@@ -404,7 +476,7 @@ export function userMountOptions(o: MountOptions): string {
   if (o.allowOther) parts.push('allow_other');
   if (o.defaultPermissions) parts.push('default_permissions');
   if (o.maxRead !== undefined) parts.push(`max_read=${o.maxRead}`);
-  parts.push('ro', 'nosuid', 'nodev');
+  parts.push('ro', 'nosuid', 'nodev', ...o.flags);
   return parts.join(',');
 }
 

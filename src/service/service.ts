@@ -6,6 +6,8 @@
  * the mount is undone by the same finally.
  */
 import fs from 'node:fs';
+import { parseHidePid } from '../tree/access.js';
+import type { HandleTreeOptions } from '../tree/handle-fs.js';
 import path from 'node:path';
 import type { Container } from 'inversify';
 import type { Logger } from 'pino';
@@ -79,10 +81,32 @@ export interface StopReport {
   status: ServiceStatus;
 }
 
+/**
+ * The -o options the tree takes rather than the FUSE layer (`hidepid=`, judged per caller as
+ * procfs does), and the rest. A bad value is a ServiceRefusal naming the option.
+ */
+export function treeOptionsFor(options: readonly string[]): { tree: HandleTreeOptions; rest: string[] } {
+  const tree: HandleTreeOptions = {};
+  const rest: string[] = [];
+  for (const word of options.flatMap((o) => o.split(',')).map((o) => o.trim())) {
+    if (!word.startsWith('hidepid=')) {
+      if (word !== '') rest.push(word);
+      continue;
+    }
+    const value = word.slice('hidepid='.length);
+    const mode = parseHidePid(value);
+    if (mode === undefined) {
+      throw new ServiceRefusal(`mount option hidepid: "${value}" is not one of off (0), noaccess (1), invisible (2)`, 'badMountOption', "run 'handlefs mount --help' for the options");
+    }
+    tree.hidepid = mode;
+  }
+  return { tree, rest };
+}
+
 /** Parses -o options with handlefs's defaults; unknown ones are a ServiceRefusal naming the option. */
 export function mountOptionsFor(options: readonly string[]): MountOptions {
   try {
-    const given = options.join(',');
+    const given = treeOptionsFor(options).rest.join(',');
     const parsed = parseMountOptions(given);
     const has = (name: string) => options.some((o) => o.split(',').some((x) => x.trim().startsWith(`${name}=`)));
     return {
@@ -195,6 +219,7 @@ function serveDevice(container: Container, device: ServedDevice, mountpoint: str
 export async function runService(options: ServiceOptions): Promise<StopReport> {
   const log = options.logger;
   const mountOptions = mountOptionsFor(options.mountOptions);
+  const treeOptions = treeOptionsFor(options.mountOptions).tree;
   checkPrivileges();
   const device = options.device;
   // A keeper's mount is ours and may have nobody serving it yet: stat()ing it would wait on us.
@@ -209,7 +234,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     sources: createSourcesModule({ logger: log }),
     mountOptions,
     // File handles a predecessor gave out stay below this server's (2^32 per server).
-    ...(device && { tree: { firstFh: device.keeper.generation * 2 ** 32 + 1, resumed: device.resume !== undefined } }),
+    tree: { ...treeOptions, ...(device && { firstFh: device.keeper.generation * 2 ** 32 + 1, resumed: device.resume !== undefined }) },
   });
   let store: SqliteStore;
   try {

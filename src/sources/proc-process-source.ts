@@ -3,7 +3,7 @@
  * /proc/PID/{stat,status,cgroup} and the /proc/PID/ns/* links, watchExit() uses the ExitWatcher.
  */
 import { closeSync, fstatSync } from 'node:fs';
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { readdir, readFile, readlink, stat as statPath } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { ExitWatcher, readStat } from './exit-watcher.js';
 import { tryLoadNative, type NativeHelper } from './native.js';
@@ -85,6 +85,16 @@ export class ProcProcessSource implements ProcessSource {
     return pids.sort((a, b) => a - b);
   }
 
+  async listOwnedBy(uid: number): Promise<number[]> {
+    const pids = await this.list();
+    const owned: number[] = [];
+    for (const pid of pids) {
+      const st = await statPath(`${this.procRoot}/${pid}`).catch(() => null);
+      if (st !== null && st.uid === uid) owned.push(pid);
+    }
+    return owned;
+  }
+
   async read(pid: number): Promise<ProcessInfo | null> {
     if (!Number.isSafeInteger(pid) || pid <= 0) return null;
     for (let i = 0; i < MAX_READ_ATTEMPTS; i++) {
@@ -138,10 +148,11 @@ export class ProcProcessSource implements ProcessSource {
     const incarnation = this.native === null ? stat.startTime : this.pidfsInode(pid);
     if (incarnation === null) return null;
 
-    const [status, cgroup, namespaces] = await Promise.all([
+    const [status, cgroup, namespaces, owner] = await Promise.all([
       attempt(() => readFile(`${dir}/status`, 'utf8')),
       attempt(() => readFile(`${dir}/cgroup`, 'utf8')),
       this.readNamespaces(dir),
+      statPath(dir).then((st) => st.uid, () => null),
     ]);
     for (const [file, r] of [['status', status], ['cgroup', cgroup]] as const) {
       if (!r.ok && r.kind === 'other') throw new HostReadError(`reading ${dir}/${file}`, r);
@@ -182,6 +193,7 @@ export class ProcProcessSource implements ProcessSource {
       cgroup: cgroupPath,
       namespaces: namespaces.map,
       unreadable,
+      dumpOwner: owner,
     };
   }
 

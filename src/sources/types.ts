@@ -61,6 +61,13 @@ export interface ProcessInfo {
   readonly namespaces: Readonly<Partial<Record<NsType, number>>>;
   /** Fields that could not be read; empty when everything was read. */
   readonly unreadable: readonly ProcessField[];
+  /**
+   * The owner of /proc/PID: the kernel's "dump owner", the effective uid while the process is
+   * dumpable, root when it is not (set-id programs, PR_SET_DUMPABLE 0). Reading another
+   * process's /proc/PID/ns needs it to be the reader (ptrace access). null: could not be read;
+   * absent: the source does not say.
+   */
+  readonly dumpOwner?: number | null;
 }
 
 export interface ProcessSource {
@@ -79,6 +86,11 @@ export interface ProcessSource {
   list(): Promise<number[]>;
   /** Null if the pid names no process (or names a thread that is not a group leader). */
   read(pid: number): Promise<ProcessInfo | null>;
+  /**
+   * Pids whose /proc/PID is owned by `uid` (see ProcessInfo.dumpOwner), ascending: the only
+   * processes a non-root caller may inspect. Optional: without it, callers filter list().
+   */
+  listOwnedBy?(uid: number): Promise<number[]>;
   /**
    * Calls onExit once, asynchronously (never from inside watchExit), when the process
    * (pid, startTime) has exited — becoming a zombie counts — or at once if it already has or

@@ -81,6 +81,8 @@ export interface FakeProcessSpec {
   namespaces?: Partial<Record<NsType, number>>;
   /** Fields to report unreadable, e.g. ['namespaces'] to mimic pid 1 (their values are hidden). */
   unreadable?: ProcessField[];
+  /** Default true. Not dumpable (a set-id program): /proc/PID is owned by root, not its euid. */
+  dumpable?: boolean;
   /**
    * Force the start time, e.g. the same clock tick as the process that had this pid before (what
    * fast pid reuse produces on a real host). Default: the clock, and later than any earlier one.
@@ -97,6 +99,11 @@ export interface FakeNamespaceSpec {
   inum?: number;
   /** Default true: held like a bind mount until destroyNamespace(). */
   pinned?: boolean;
+  /**
+   * Force the kernel's namespace id (must not be in use). Default: the next of a growing counter;
+   * real ids come in per-CPU batches, so a later namespace may have a smaller one.
+   */
+  nsId?: string;
 }
 
 export interface FakeHostOptions {
@@ -122,6 +129,7 @@ interface FakeProcess {
   cgroup: string | null;
   namespaces: Record<NsType, number>;
   unreadable: ProcessField[];
+  dumpable: boolean;
 }
 
 interface FakeNamespace {
@@ -217,6 +225,7 @@ export class FakeHost {
       cgroup: spec.cgroup === undefined ? '/' : spec.cgroup,
       namespaces,
       unreadable: [...(spec.unreadable ?? [])],
+      dumpable: spec.dumpable ?? true,
     });
     return this.process(pid)!;
   }
@@ -260,6 +269,7 @@ export class FakeHost {
     if (changes.gid !== undefined) p.gid = idSet(changes.gid);
     if (changes.cgroup !== undefined) p.cgroup = changes.cgroup;
     if (changes.unreadable !== undefined) p.unreadable = [...changes.unreadable];
+    if (changes.dumpable !== undefined) p.dumpable = changes.dumpable;
     return this.process(pid)!;
   }
 
@@ -289,6 +299,7 @@ export class FakeHost {
           ? { pid: p.namespaces.pid, user: p.namespaces.user }
           : { ...p.namespaces },
       unreadable,
+      dumpOwner: p.dumpable ? p.uid.effective : 0,
     };
   }
 
@@ -321,10 +332,13 @@ export class FakeHost {
     }
     this.requireNs('user', owner);
     if (parent !== null) this.requireNs(type, parent);
+    if (spec.nsId !== undefined && [...this.nss.values()].some((n) => n.nsId === spec.nsId)) {
+      throw new Error(`namespace id ${spec.nsId} is in use`);
+    }
     this.addNs({
       type,
       inum,
-      nsId: String(this.nextNsId++),
+      nsId: spec.nsId ?? String(this.nextNsId++),
       owner,
       parent,
       initial: false,
@@ -519,6 +533,9 @@ export class FakeProcessSource implements ProcessSource {
   }
   async read(pid: number): Promise<ProcessInfo | null> {
     return this.host.process(pid);
+  }
+  async listOwnedBy(uid: number): Promise<number[]> {
+    return this.host.pids().filter((pid) => this.host.process(pid)?.dumpOwner === uid);
   }
   watchExit(pid: number, startTime: number, onExit: () => void): () => void {
     return this.host.watchExit(pid, startTime, onExit);

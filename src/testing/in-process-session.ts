@@ -109,7 +109,8 @@ export class InProcessSession {
   readonly notifier: RecordingNotifier;
   readonly connection: ConnectionInfo;
   private readonly log: Logger;
-  private readonly caller: Caller;
+  /** Who the next requests come from; assign to switch users (a test of what each caller sees). */
+  caller: Caller;
   private readonly readdirSize: number;
   private readonly readSize: number;
   private readonly handles = new Map<number, Handle>();

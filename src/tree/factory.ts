@@ -6,7 +6,7 @@ import { MemoryStore } from '../core/memory-store.js';
 import type { InodeStore } from '../core/store.js';
 import { silentLogger } from '../log.js';
 import type { Clock, HostIds, NamespaceSource, ProcessSource } from '../sources/types.js';
-import type { HandleObject } from './context.js';
+import { INCARNATIONS, type HandleObject } from './context.js';
 import { HandleTree, TableEventRelay, type HandleTreeOptions } from './handle-fs.js';
 import type { Timers } from './timers.js';
 
@@ -42,6 +42,7 @@ export function createHandleTree(deps: CreateHandleTreeDeps): HandleTreeKit {
     scope: deps.processSource.identityScope(),
     logger: logger.child({ layer: 'core' }),
     events: relay,
+    incarnations: INCARNATIONS,
   });
   const tree = new HandleTree({
     table,

@@ -31,7 +31,7 @@ import {
   type StatfsReply,
 } from '../fuse/types.js';
 import { NS_TYPES, type HostIds, type NamespaceSource, type NsType, type ProcessSource } from '../sources/types.js';
-import { NAMESPACE_KIND, PROCESS_KIND, putAll, mapLimit, type HandleObject, type TreeContext } from './context.js';
+import { INCARNATIONS, NAMESPACE_KIND, PROCESS_KIND, putAll, mapLimit, type HandleObject, type TreeContext } from './context.js';
 import { Invalidator } from './invalidation.js';
 import {
   BY_INO_DIR,
@@ -53,9 +53,10 @@ import {
 } from './layout.js';
 import { NamespaceHandles, NsObject } from './namespace-handles.js';
 import { ProcessHandles, ProcObject, type IncarnationReader } from './process-handles.js';
-import { handleName, NONE, renderNamespace, renderProcess, UNREADABLE } from './render.js';
+import { handleName, HIDDEN, NONE, renderNamespace, renderProcess, UNREADABLE } from './render.js';
+import { AccessPolicy, isPrivileged, mayInspect, type Caller, type HidePid } from './access.js';
 import { realTimers, type TimerHandle, type Timers } from './timers.js';
-import { FIRST_DYNAMIC_INO } from '../core/numbers.js';
+import { FIRST_DYNAMIC_INO, MAX_INO } from '../core/numbers.js';
 import type { Clock } from '../sources/types.js';
 
 export interface HandleTreeOptions {
@@ -82,6 +83,14 @@ export interface HandleTreeOptions {
    * this process never gave out; they are adopted (docs/architecture.md, "Surviving restarts").
    */
   resumed?: boolean;
+  /** Which handles of others a non-root caller sees (`-o hidepid=`, as procfs). Default 'off'. */
+  hidepid?: HidePid;
+  /** Open handles (files and directories) one non-root uid may have at once; more is EMFILE. Default 1024. */
+  maxOpenPerUser?: number;
+  /** Namespace handles one non-root uid may have open at once; more is EMFILE. Default 64. */
+  maxNamespaceOpensPerUser?: number;
+  /** How long (ms) a non-root caller's open keeps a namespace held. Default 600000 (10 min). */
+  userNamespaceHoldMs?: number;
 }
 
 export interface HandleTreeDeps {
@@ -121,6 +130,12 @@ export class TableEventRelay implements TableEvents<HandleObject> {
 interface FileState {
   readonly kind: 'file';
   readonly dentry: Dentry<HandleObject>;
+  /** Who opened it: what the text shows is judged by the opener's credentials. */
+  readonly caller: Caller;
+  /** The open still counts in the dentry's opens (a non-root namespace open stops counting after its hold time). */
+  counted: boolean;
+  /** Ends a non-root namespace open's hold time. */
+  holdTimer: TimerHandle | null;
   data: Buffer;
   /** The snapshot was rendered at OPEN and not read yet: a read at offset 0 uses it as is. */
   fresh: boolean;
@@ -131,10 +146,14 @@ interface FileState {
 interface DirState {
   readonly kind: 'dir';
   readonly ino: number;
+  readonly uid: number;
   /** Keys (pids, inums, inos) listed at offset 0, for the rest of the listing. */
   keys: number[] | null;
 }
 
+const R_OK = 4;
+const W_OK = 2;
+const X_OK = 1;
 const S_FILE_PROCESS = S_IFREG | 0o444;
 const S_FILE_NAMESPACE = S_IFREG | 0o400;
 const S_DIR = S_IFDIR | 0o555;
@@ -168,9 +187,21 @@ export class HandleTree implements LowLevelFileSystem {
   private readonly files = new Map<number, FileState | DirState>();
   private nextFh = 1;
   private sweepTimer: TimerHandle | null = null;
+  /** Who may see what (hidepid, ptrace-style access to namespaces). */
+  readonly policy: AccessPolicy;
+  /** Open files and directories per non-root uid, and namespace files among them. */
+  private readonly opensByUid = new Map<number, number>();
+  private readonly nsOpensByUid = new Map<number, number>();
+  private readonly maxOpenPerUser: number;
+  private readonly maxNsOpensPerUser: number;
+  private readonly userNsHoldMs: number;
   private sweeping: Promise<void> | null = null;
   private restored = false;
   private stopped = false;
+  /** Open files and directories (a caller's descriptors cost memory here until released). */
+  get openHandles(): number {
+    return this.files.size;
+  }
   /** Sweeps run and inodes they found dead (for tests and stats). */
   readonly sweepStats = { runs: 0, dead: 0 };
   /** Nodes adopted from a predecessor, whose first FORGET is clamped to what this tree counted. */
@@ -195,6 +226,11 @@ export class HandleTree implements LowLevelFileSystem {
     if (this.table.scope !== scope) {
       throw new Error(`the inode table's scope "${this.table.scope}" is not the process source's identity scope "${scope}": incarnations are relative to it`);
     }
+    for (const [kind, order] of Object.entries(INCARNATIONS)) {
+      if (this.table.orderOf(kind) !== order) {
+        throw new Error(`the inode table compares ${kind} incarnations as "${this.table.orderOf(kind)}", the tree needs "${order}" (build it with incarnations: INCARNATIONS)`);
+      }
+    }
     this.invalidator = new Invalidator(this.log);
     this.storeErrors = new RepeatedErrorLog(this.log);
     this.ctx = {
@@ -206,6 +242,10 @@ export class HandleTree implements LowLevelFileSystem {
       concurrency: this.options.concurrency ?? 16,
     };
     this.processes = new ProcessHandles(this.ctx, this.processSource, this.options.readIncarnation);
+    this.policy = new AccessPolicy(this.processSource, this.timers, { hidepid: this.options.hidepid ?? 'off' });
+    this.maxOpenPerUser = this.options.maxOpenPerUser ?? 1024;
+    this.maxNsOpensPerUser = this.options.maxNamespaceOpensPerUser ?? 64;
+    this.userNsHoldMs = this.options.userNamespaceHoldMs ?? 600_000;
     this.namespaces = new NamespaceHandles(this.ctx, this.namespaceSource, { graceMs: this.options.nsGraceMs ?? 2000 });
     this.events = {
       created: (d) => this.onCreated(d),
@@ -254,8 +294,14 @@ export class HandleTree implements LowLevelFileSystem {
     this.sweepTimer = null;
     this.invalidator.attach(null);
     // The connection is gone: the kernel dropped every lookup and closed every file implicitly.
-    for (const st of this.files.values()) if (st.kind === 'file') this.table.close(st.dentry);
+    for (const st of this.files.values()) {
+      if (st.kind !== 'file') continue;
+      st.holdTimer?.cancel();
+      if (st.counted) this.table.close(st.dentry);
+    }
     this.files.clear();
+    this.opensByUid.clear();
+    this.nsOpensByUid.clear();
     for (const inode of [...this.table.inodes()]) {
       const d = inode.dentry;
       if (d !== null && d.lookups > 0) this.table.forget(d.ino, d.lookups);
@@ -314,7 +360,7 @@ export class HandleTree implements LowLevelFileSystem {
     // Dentries the tree references itself are engaged on the spot; this catches the others
     // (a library pin through InodeTable.pin) once the caller has added its reference.
     queueMicrotask(() => {
-      if (!d.released && d.referenced) this.engage(d);
+      if (!d.released && d.referenced) this.engage(d, false);
     });
   }
 
@@ -344,9 +390,23 @@ export class HandleTree implements LowLevelFileSystem {
     else if (o instanceof NsObject) this.namespaces.closeHold(o);
   }
 
-  private engage(d: Dentry<HandleObject>): void {
+  /** Starts what a referenced handle needs (exit watch, namespace hold); `byRoot`: a use by root, which restarts a namespace's grace. */
+  private engage(d: Dentry<HandleObject>, byRoot: boolean): void {
     if (d.inode.kind === PROCESS_KIND) this.processes.engage(d);
-    else this.namespaces.engage(d);
+    else this.namespaces.engage(d, byRoot);
+  }
+
+  /** Whether the handle is listed and resolves for the caller (hidepid=invisible). */
+  private async visible(ctx: Caller, d: Dentry<HandleObject>): Promise<boolean> {
+    if (this.policy.hidepid !== 'invisible' || isPrivileged(ctx)) return true;
+    const o = d.object;
+    if (o instanceof ProcObject) return this.policy.processVisible(ctx, o.info);
+    return this.policy.namespaceVisible(ctx, o.type, o.inum);
+  }
+
+  /** The entry timeout of a handle: 0 under hidepid=invisible, so every path walk asks again as its caller. */
+  private handleEntryTimeout(): number {
+    return this.policy.hidepid === 'invisible' ? 0 : this.entryTimeout;
   }
 
   // ---- entries and attributes ----
@@ -400,7 +460,7 @@ export class HandleTree implements LowLevelFileSystem {
       nodeId: d.ino,
       generation: d.inode.generation,
       attr: this.attrOf(d.inode),
-      entryTimeout: this.entryTimeout,
+      entryTimeout: this.handleEntryTimeout(),
       attrTimeout: this.attrTimeout,
     };
   }
@@ -418,11 +478,25 @@ export class HandleTree implements LowLevelFileSystem {
     this.storeErrors.resolved('flush', 'inode numbers are made durable again');
   }
 
-  /** Turns a held dentry into one kernel lookup and answers with its entry once it is durable. */
-  private async reveal(d: Dentry<HandleObject>): Promise<Entry> {
+  /**
+   * Turns a held dentry into one kernel lookup and answers with its entry once it is durable;
+   * a handle the caller may not see (hidepid=invisible) is given back and answers `hiddenErrno`.
+   */
+  private async reveal(ctx: Caller, d: Dentry<HandleObject>, hiddenErrno: number = Errno.ENOENT): Promise<Entry> {
+    let shown: boolean;
+    try {
+      shown = await this.visible(ctx, d);
+    } catch (err) {
+      this.table.put(d);
+      throw err;
+    }
+    if (!shown || d.released) {
+      if (!d.released) this.table.put(d);
+      fail(hiddenErrno);
+    }
     this.table.addLookups(d, 1);
     this.table.put(d);
-    this.engage(d);
+    this.engage(d, isPrivileged(ctx));
     try {
       await this.durable();
     } catch (err) {
@@ -434,9 +508,9 @@ export class HandleTree implements LowLevelFileSystem {
 
   // ---- LOOKUP / FORGET / GETATTR ----
 
-  async lookup(_ctx: RequestContext, parent: number, name: string): Promise<Entry> {
+  async lookup(ctx: RequestContext, parent: number, name: string): Promise<Entry> {
     if (nameTooLong(name)) fail(Errno.ENAMETOOLONG);
-    if (name === '.' || name === '..') return this.lookupDot(parent, name);
+    if (name === '.' || name === '..') return this.lookupDot(ctx, parent, name);
     if (!isStatic(parent)) fail(this.table.inode(parent) !== undefined ? Errno.ENOTDIR : Errno.ENOENT);
     if (!STATIC_NODES.has(parent)) fail(Errno.ENOENT);
     if (parent === PID_DIR) {
@@ -444,12 +518,12 @@ export class HandleTree implements LowLevelFileSystem {
       if (pid === undefined) fail(Errno.ENOENT);
       const d = await this.processes.acquire(pid);
       if (d === null) fail(Errno.ENOENT);
-      return this.reveal(d);
+      return this.reveal(ctx, d);
     }
     if (parent === BY_INO_DIR) {
       const ino = parseInoName(name);
       if (ino === undefined) fail(Errno.ENOENT);
-      return this.lookupIno(ino, Errno.ENOENT);
+      return this.lookupIno(ctx, ino, Errno.ENOENT);
     }
     const type = nsTypeOfDir(parent);
     if (type !== undefined) {
@@ -457,7 +531,7 @@ export class HandleTree implements LowLevelFileSystem {
       if (inum === undefined) fail(Errno.ENOENT);
       const d = await this.namespaces.acquire(type, inum);
       if (d === null) fail(Errno.ENOENT);
-      return this.reveal(d);
+      return this.reveal(ctx, d);
     }
     const child = staticChild(parent, name);
     if (child === undefined) fail(Errno.ENOENT);
@@ -465,19 +539,19 @@ export class HandleTree implements LowLevelFileSystem {
   }
 
   /** "." and ".." (FUSE_EXPORT_SUPPORT: the kernel decodes a file handle with LOOKUP "." on its node id). */
-  private async lookupDot(parent: number, name: '.' | '..'): Promise<Entry> {
+  private async lookupDot(ctx: Caller, parent: number, name: '.' | '..'): Promise<Entry> {
     const st = STATIC_NODES.get(parent);
     if (st !== undefined) return this.staticEntry(name === '.' ? parent : st.parent);
     if (isStatic(parent)) fail(Errno.ESTALE);
     if (name === '..') fail(this.table.inode(parent) !== undefined ? Errno.ENOTDIR : Errno.ESTALE);
-    return this.lookupIno(parent, Errno.ESTALE);
+    return this.lookupIno(ctx, parent, Errno.ESTALE);
   }
 
   /** A handle by its number: a dead one is gone (errno); a dormant one is re-validated first. */
-  private async lookupIno(ino: number, errno: number): Promise<Entry> {
+  private async lookupIno(ctx: Caller, ino: number, errno: number): Promise<Entry> {
     const d = await this.acquireIno(ino);
     if (d === null) fail(errno);
-    return this.reveal(d);
+    return this.reveal(ctx, d, errno);
   }
 
   private async acquireIno(ino: number): Promise<Dentry<HandleObject> | null> {
@@ -518,11 +592,11 @@ export class HandleTree implements LowLevelFileSystem {
       this.table.addLookups(a, 1);
     }
     this.table.put(a);
-    this.engage(a);
+    this.engage(a, false);
     return a.released ? undefined : a;
   }
 
-  getattr(_ctx: RequestContext, nodeId: number): AttrReply | Promise<AttrReply> {
+  getattr(ctx: RequestContext, nodeId: number): AttrReply | Promise<AttrReply> {
     if (STATIC_NODES.has(nodeId)) return { attr: this.staticAttr(nodeId), attrTimeout: this.attrTimeout };
     const inode = this.table.inode(nodeId);
     if (inode === undefined) fail(Errno.ENOENT);
@@ -533,17 +607,28 @@ export class HandleTree implements LowLevelFileSystem {
       });
     }
     if (inode.object === undefined) fail(Errno.ESTALE);
-    if (inode.object instanceof NsObject && inode.dentry !== null) this.namespaces.touch(inode.object);
-    return { attr: this.attrOf(inode), attrTimeout: this.attrTimeout };
+    const root = isPrivileged(ctx);
+    if (inode.object instanceof NsObject && inode.dentry !== null && root) this.namespaces.touch(inode.object);
+    const reply = { attr: this.attrOf(inode), attrTimeout: this.attrTimeout };
+    if (this.policy.hidepid !== 'invisible' || root || inode.dentry === null) return reply;
+    // A name another user looked up may be in the kernel's cache: judge this caller too.
+    return this.visible(ctx, inode.dentry).then((shown) => (shown ? reply : fail(Errno.ENOENT)));
   }
 
+  /**
+   * Inodes: used = handles in the table, free = numbers the allocator can still hand out (up to
+   * 2^53 - 1), total = both. A full-looking filesystem (ffree 0) alarms disk monitors for nothing.
+   */
   statfs(): StatfsReply {
+    const c = this.table.counters();
+    const last = c.lastAllocated > 0 ? c.lastAllocated : Math.max(c.highWater - 1, FIRST_DYNAMIC_INO - 1);
+    const ffree = Math.max(0, MAX_INO - last);
     return {
       blocks: 0,
       bfree: 0,
       bavail: 0,
-      files: this.table.counters().inodes,
-      ffree: 0,
+      files: c.inodes + ffree,
+      ffree,
       bsize: 4096,
       namelen: 255,
       frsize: 4096,
@@ -552,17 +637,28 @@ export class HandleTree implements LowLevelFileSystem {
 
   // ---- files ----
 
-  async open(_ctx: RequestContext, nodeId: number, _flags = 0): Promise<OpenReply> {
+  async open(ctx: RequestContext, nodeId: number, _flags = 0): Promise<OpenReply> {
     if (STATIC_NODES.has(nodeId)) fail(Errno.EISDIR);
     const d = this.table.dentry(nodeId) ?? (await this.adopt(nodeId));
     if (d === undefined) fail(this.table.inode(nodeId) !== undefined ? Errno.ESTALE : Errno.ENOENT);
+    const caller: Caller = { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid };
+    const root = isPrivileged(caller);
+    const isNs = d.object instanceof NsObject;
+    this.table.get(d); // the checks below may wait: keep the dentry meanwhile
+    try {
+      await this.checkOpen(caller, d);
+    } finally {
+      this.table.put(d);
+    }
+    if (d.released) fail(Errno.ESTALE);
+    if (!root) this.countOpen(caller.uid, isNs);
     this.table.open(d);
     let data: Buffer;
     let dead = false;
     try {
       const o = d.object;
       if (o instanceof NsObject) {
-        this.namespaces.touch(o);
+        if (root) this.namespaces.touch(o);
         if (!this.table.isDead(d.inode) && !(await this.namespaces.ensureHold(o))) {
           fail(Errno.ESTALE, 'the namespace is gone');
         }
@@ -570,26 +666,72 @@ export class HandleTree implements LowLevelFileSystem {
         this.processes.engage(d);
       }
       dead = this.table.isDead(d.inode);
-      data = await this.render(d);
+      data = await this.render(d, caller);
     } catch (err) {
       this.table.close(d);
+      if (!root) this.uncountOpen(caller.uid, isNs);
       throw err;
     }
     const fh = this.nextFh++;
-    this.files.set(fh, { kind: 'file', dentry: d, data, fresh: true, dead });
+    const st: FileState = { kind: 'file', dentry: d, caller, counted: true, holdTimer: null, data, fresh: true, dead };
+    if (isNs && !root) {
+      // A user's descriptor keeps a namespace held for a bounded time only (docs/tree.md).
+      st.holdTimer = this.timers.setTimeout(() => {
+        st.holdTimer = null;
+        if (this.files.get(fh) !== st || !st.counted) return;
+        st.counted = false;
+        this.table.close(d);
+        if (!d.released) this.namespaces.engage(d, false); // judge the hold again after the grace
+      }, this.userNsHoldMs);
+    }
+    this.files.set(fh, st);
     return { fh, directIo: true };
   }
 
-  async read(_ctx: RequestContext, nodeId: number, fh: number, offset: number, size: number): Promise<Buffer> {
-    const st = this.files.get(fh) ?? (await this.adoptFile(nodeId, fh));
+  /** EACCES (ENOENT where hidepid=invisible hides it) when /proc would not let the caller read this. */
+  private async checkOpen(caller: Caller, d: Dentry<HandleObject>): Promise<void> {
+    if (isPrivileged(caller)) return;
+    const o = d.object;
+    const hiddenErrno = this.policy.hidepid === 'invisible' ? Errno.ENOENT : Errno.EACCES;
+    if (o instanceof ProcObject) {
+      if (!this.policy.mayOpenProcess(caller, o.info)) fail(hiddenErrno);
+      return;
+    }
+    if (!(await this.policy.mayOpenNamespace(caller, o.type, o.inum))) fail(hiddenErrno);
+  }
+
+  /** Counts a non-root open against its uid's limits (EMFILE beyond them). */
+  private countOpen(uid: number, isNs: boolean, adopted = false): void {
+    const all = this.opensByUid.get(uid) ?? 0;
+    const ns = this.nsOpensByUid.get(uid) ?? 0;
+    if (!adopted && (all >= this.maxOpenPerUser || (isNs && ns >= this.maxNsOpensPerUser))) {
+      this.log.debug({ uid, open: all, namespaces: ns }, 'per-user open limit reached');
+      fail(Errno.EMFILE, 'too many handlefs files open for this user');
+    }
+    this.opensByUid.set(uid, all + 1);
+    if (isNs) this.nsOpensByUid.set(uid, ns + 1);
+  }
+
+  private uncountOpen(uid: number, isNs: boolean): void {
+    const dec = (m: Map<number, number>) => {
+      const n = (m.get(uid) ?? 0) - 1;
+      if (n > 0) m.set(uid, n);
+      else m.delete(uid);
+    };
+    dec(this.opensByUid);
+    if (isNs) dec(this.nsOpensByUid);
+  }
+
+  async read(ctx: RequestContext, nodeId: number, fh: number, offset: number, size: number): Promise<Buffer> {
+    const st = this.files.get(fh) ?? (await this.adoptFile(nodeId, fh, { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid }));
     if (st === undefined || st.kind !== 'file') fail(Errno.EBADF);
     const o = st.dentry.object;
-    if (o instanceof NsObject) this.namespaces.touch(o);
+    if (o instanceof NsObject && st.counted && isPrivileged(st.caller)) this.namespaces.touch(o);
     // A read from the start renders again, like /proc; so does the first one if the object died
     // since OPEN rendered it (a descriptor of an exited process then reads its dead state).
     if (offset === 0 && (!st.fresh || (!st.dead && this.table.isDead(st.dentry.inode)))) {
       st.dead = this.table.isDead(st.dentry.inode);
-      st.data = await this.render(st.dentry);
+      st.data = await this.render(st.dentry, st.caller);
     }
     st.fresh = false;
     if (offset >= st.data.length) return Buffer.alloc(0);
@@ -597,7 +739,7 @@ export class HandleTree implements LowLevelFileSystem {
   }
 
   /** A file a predecessor opened (a restart): adopted as open here, its text rendered afresh. */
-  private async adoptFile(nodeId: number, fh: number): Promise<FileState | undefined> {
+  private async adoptFile(nodeId: number, fh: number, caller: Caller): Promise<FileState | undefined> {
     if (!this.options.resumed || STATIC_NODES.has(nodeId)) return undefined;
     const d = await this.adopt(nodeId);
     if (d === undefined) return undefined;
@@ -606,7 +748,7 @@ export class HandleTree implements LowLevelFileSystem {
     this.table.open(d);
     let data: Buffer;
     try {
-      data = await this.render(d);
+      data = await this.render(d, caller);
     } catch (err) {
       this.table.close(d);
       throw err;
@@ -617,8 +759,10 @@ export class HandleTree implements LowLevelFileSystem {
       return again.kind === 'file' ? again : undefined;
     }
     // Not fresh: a read at offset 0 renders again, one further on reads this snapshot.
-    const st: FileState = { kind: 'file', dentry: d, data, fresh: false, dead: this.table.isDead(d.inode) };
+    // The opener is unknown (a predecessor checked it): what the text shows is judged by the reader.
+    const st: FileState = { kind: 'file', dentry: d, caller, counted: true, holdTimer: null, data, fresh: false, dead: this.table.isDead(d.inode) };
     this.files.set(fh, st);
+    if (!isPrivileged(caller)) this.countOpen(caller.uid, d.object instanceof NsObject, true); // release uncounts it
     this.adoptStats.files++;
     return st;
   }
@@ -627,17 +771,37 @@ export class HandleTree implements LowLevelFileSystem {
     const st = this.files.get(fh);
     if (st === undefined || st.kind !== 'file') return;
     this.files.delete(fh);
+    st.holdTimer?.cancel();
     const o = st.dentry.object;
-    if (o instanceof NsObject) this.namespaces.touch(o);
-    this.table.close(st.dentry);
+    const root = isPrivileged(st.caller);
+    if (!root) this.uncountOpen(st.caller.uid, o instanceof NsObject);
+    if (o instanceof NsObject && root) this.namespaces.touch(o);
+    if (st.counted) this.table.close(st.dentry);
+    if (o instanceof NsObject && !root && !st.dentry.released) this.namespaces.engage(st.dentry, false);
+  }
+
+  /** access(2): writes are EROFS, execution EACCES; reading as open would judge it. */
+  async access(ctx: RequestContext, nodeId: number, mask: number): Promise<void> {
+    if ((mask & W_OK) !== 0) fail(Errno.EROFS);
+    if (STATIC_NODES.has(nodeId)) return;
+    const d = this.table.dentry(nodeId);
+    if (d === undefined) fail(this.table.inode(nodeId) !== undefined ? Errno.ESTALE : Errno.ENOENT);
+    if ((mask & X_OK) !== 0) fail(Errno.EACCES);
+    if ((mask & R_OK) === 0) return;
+    this.table.get(d);
+    try {
+      await this.checkOpen({ uid: ctx.uid, gid: ctx.gid, pid: ctx.pid }, d);
+    } finally {
+      this.table.put(d);
+    }
   }
 
   /** The handle's text, as of now. Numbers it shows are durable before it returns. */
-  private async render(d: Dentry<HandleObject>): Promise<Buffer> {
+  private async render(d: Dentry<HandleObject>, caller: Caller): Promise<Buffer> {
     const holds: Dentry<HandleObject>[] = [];
     try {
       const o = d.object;
-      const text = o instanceof ProcObject ? await this.renderProcess(d, o, holds) : await this.renderNamespace(d, o, holds);
+      const text = o instanceof ProcObject ? await this.renderProcess(d, o, holds, caller) : await this.renderNamespace(d, o, holds);
       await this.durable();
       return Buffer.from(text, 'utf8');
     } finally {
@@ -645,7 +809,7 @@ export class HandleTree implements LowLevelFileSystem {
     }
   }
 
-  private async renderProcess(d: Dentry<HandleObject>, o: ProcObject, holds: Dentry<HandleObject>[]): Promise<string> {
+  private async renderProcess(d: Dentry<HandleObject>, o: ProcObject, holds: Dentry<HandleObject>[], caller: Caller): Promise<string> {
     let alive = false;
     try {
       alive = await this.processes.refresh(d.inode, o);
@@ -654,7 +818,10 @@ export class HandleTree implements LowLevelFileSystem {
       alive = !this.table.isDead(d.inode);
     }
     let ns: Record<NsType, string>;
-    if (alive) {
+    if (!mayInspect(caller, o.info)) {
+      // /proc/PID/ns needs ptrace access: nothing of them, not even which handles they are.
+      ns = Object.fromEntries(NS_TYPES.map((t) => [t, HIDDEN])) as Record<NsType, string>;
+    } else if (alive) {
       const info = o.info;
       const nsUnreadable = info.unreadable.includes('namespaces');
       const values = await Promise.all(
@@ -710,23 +877,28 @@ export class HandleTree implements LowLevelFileSystem {
 
   // ---- directories ----
 
-  opendir(_ctx: RequestContext, nodeId: number, _flags = 0): OpenReply {
+  opendir(ctx: RequestContext, nodeId: number, _flags = 0): OpenReply {
     if (!STATIC_NODES.has(nodeId)) fail(this.table.inode(nodeId) !== undefined ? Errno.ENOTDIR : Errno.ENOENT);
+    if (!isPrivileged(ctx)) this.countOpen(ctx.uid, false);
     const fh = this.nextFh++;
-    this.files.set(fh, { kind: 'dir', ino: nodeId, keys: null });
+    this.files.set(fh, { kind: 'dir', ino: nodeId, uid: ctx.uid, keys: null });
     return { fh };
   }
 
   releasedir(_ctx: RequestContext, _nodeId: number, fh: number): void {
     const st = this.files.get(fh);
-    if (st !== undefined && st.kind === 'dir') this.files.delete(fh);
+    if (st === undefined || st.kind !== 'dir') return;
+    this.files.delete(fh);
+    if (st.uid !== 0) this.uncountOpen(st.uid, false);
   }
 
-  async readdir(_ctx: RequestContext, nodeId: number, fh: number, offset: number, size: number, plus: boolean): Promise<DirEntry[]> {
+  async readdir(ctx: RequestContext, nodeId: number, fh: number, offset: number, size: number, plus: boolean): Promise<DirEntry[]> {
     const node = STATIC_NODES.get(nodeId);
     if (node === undefined) fail(this.table.inode(nodeId) !== undefined ? Errno.ENOTDIR : Errno.ENOENT);
     const known = this.files.get(fh);
-    const st: DirState = known !== undefined && known.kind === 'dir' && known.ino === nodeId ? known : { kind: 'dir', ino: nodeId, keys: null };
+    const st: DirState = known !== undefined && known.kind === 'dir' && known.ino === nodeId ? known : { kind: 'dir', ino: nodeId, uid: ctx.uid, keys: null };
+    const show = await this.listFilter(ctx);
+    const root = isPrivileged(ctx);
     const out: DirEntry[] = [];
     const budget = { left: size };
     const take = (name: string): boolean => {
@@ -760,14 +932,26 @@ export class HandleTree implements LowLevelFileSystem {
     const keys = st.keys;
     if (nodeId === BY_INO_DIR) {
       // Cookie = the number itself (>= 1024, so never 1 or 2).
-      return this.fill(out, budget, keys, offset, (k) => k, plus, (ino) => this.acquireIno(ino));
+      return this.fill(out, budget, keys, offset, (k) => k, plus, (ino) => this.acquireIno(ino), show, root);
     }
     if (nodeId === PID_DIR) {
       // Cookie = pid + 2: a listing resumes after the last pid it showed, whoever came and went.
-      return this.fill(out, budget, keys, offset, (k) => k + 2, plus, (pid) => this.processes.acquire(pid));
+      return this.fill(out, budget, keys, offset, (k) => k + 2, plus, (pid) => this.processes.acquire(pid), show, root);
     }
     const type = nsTypeOfDir(nodeId)!;
-    return this.fill(out, budget, keys, offset, (k) => k + 2, plus, (inum) => this.namespaces.acquire(type, inum));
+    return this.fill(out, budget, keys, offset, (k) => k + 2, plus, (inum) => this.namespaces.acquire(type, inum), show, root);
+  }
+
+  /** Which handles a listing shows the caller: all, or (hidepid=invisible) those it may inspect. */
+  private async listFilter(ctx: Caller): Promise<(d: Dentry<HandleObject>) => boolean> {
+    if (this.policy.hidepid !== 'invisible' || isPrivileged(ctx)) return () => true;
+    const [namespaces, own] = await Promise.all([this.policy.namespacesOf(ctx), this.policy.ownNamespaces(ctx)]);
+    return (d) => {
+      const o = d.object;
+      if (o instanceof ProcObject) return this.policy.processVisible(ctx, o.info);
+      const key = `${o.type}:${o.inum}`;
+      return namespaces.has(key) || own.has(key);
+    };
   }
 
   /** What a handle directory lists, ascending. */
@@ -802,6 +986,8 @@ export class HandleTree implements LowLevelFileSystem {
     cookieOf: (key: number) => number,
     plus: boolean,
     acquire: (key: number) => Promise<Dentry<HandleObject> | null>,
+    show: (d: Dentry<HandleObject>) => boolean,
+    byRoot: boolean,
   ): Promise<DirEntry[]> {
     let i = lowerBound(keys, (k) => cookieOf(k) > offset);
     const held: Dentry<HandleObject>[] = [];
@@ -828,13 +1014,14 @@ export class HandleTree implements LowLevelFileSystem {
           const d = found[j];
           if (d === null || d === undefined) continue;
           held.push(d);
+          if (!show(d)) continue;
           const key = batch[j]!;
           const name = String(key);
           budget.left -= direntSize(name, plus);
           if (plus) {
             this.table.addLookups(d, 1);
             looked.push(d);
-            this.engage(d);
+            this.engage(d, byRoot);
           }
           out.push({ name, ino: d.ino, type: S_IFREG, offset: cookieOf(key), ...(plus ? { entry: this.entryOf(d) } : {}) });
         }

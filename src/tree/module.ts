@@ -14,7 +14,7 @@ import { CORE } from '../core/tokens.js';
 import { FUSE_TOKENS } from '../fuse/tokens.js';
 import { SOURCES } from '../sources/tokens.js';
 import { LOGGER } from '../tokens.js';
-import type { HandleObject } from './context.js';
+import { INCARNATIONS, type HandleObject } from './context.js';
 import { HandleTree, TableEventRelay, type HandleTreeOptions } from './handle-fs.js';
 import type { Timers } from './timers.js';
 import { realTimers } from './timers.js';
@@ -39,6 +39,7 @@ export function createTreeModule(config: TreeModuleOptions = {}): ContainerModul
     bind(CORE.Events)
       .toDynamicValue((ctx) => ctx.get<TableEventRelay>(TREE.EventRelay))
       .inSingletonScope();
+    bind(CORE.Incarnations).toConstantValue(INCARNATIONS);
     bind<HandleTree>(TREE.HandleTree)
       .toDynamicValue((ctx) => {
         const clock = ctx.get(SOURCES.Clock);

@@ -33,6 +33,11 @@ export class NsObject {
   invalSent = false;
   /** Number of times the hold was (re)opened for this object after the first. */
   reopens = 0;
+  /**
+   * Root looked the handle up or opened it since its dentry was made: its lookups may be a bind
+   * mount, which keeps the hold. Lookups of other users alone never keep it past the grace.
+   */
+  rootRef = false;
 
   constructor(
     readonly info: NamespaceInfo,
@@ -219,11 +224,20 @@ export class NamespaceHandles {
     return true;
   }
 
-  /** The handle was used: restart its idle period. A dentry without a hold gets one back. */
-  engage(d: Dentry<HandleObject>): void {
+  /**
+   * The handle was referenced: a dentry without a hold gets one back. A use by root restarts the
+   * idle period and marks the handle root's; other users' uses do not extend it (they could
+   * otherwise keep a namespace alive forever by polling it).
+   */
+  engage(d: Dentry<HandleObject>, byRoot = true): void {
     const o = d.object;
     if (!(o instanceof NsObject) || d.released) return;
-    this.touch(o);
+    if (byRoot) {
+      this.touch(o);
+      o.rootRef = true;
+    } else {
+      this.arm(o, Math.max(0, o.lastUse + this.options.graceMs - this.ctx.timers.now()));
+    }
     if (!o.held && !this.ctx.table.isDead(d.inode)) {
       void this.ensureHold(o).then(
         (ok) => {
@@ -275,11 +289,20 @@ export class NamespaceHandles {
       o.invalSent = true;
       this.ctx.inval.entry(nsTypeDir(o.type), String(o.inum));
       this.ctx.inval.entry(BY_INO_DIR, String(o.ino));
+      if (!o.rootRef) this.arm(o, this.options.graceMs);
+      return;
+    }
+    if (d.lookups > 0 && !o.rootRef) {
+      // Only other users' references are left (an open descriptor past its hold time, a cached
+      // name): they read the namespace while it lives but do not keep it alive. The dentry stays;
+      // a later open re-opens the hold if the namespace is still there.
+      this.closeHold(o);
     }
   }
 
   /** The dentry is gone: close the hold once the grace period since the last use has passed. */
   released(o: NsObject): void {
+    o.rootRef = false;
     if (!o.held) return;
     if (this.ctx.timers.now() - o.lastUse >= this.options.graceMs) this.closeHold(o);
     else this.arm(o, o.lastUse + this.options.graceMs - this.ctx.timers.now());

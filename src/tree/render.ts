@@ -9,6 +9,8 @@ import { NS_TYPES } from '../sources/types.js';
 export const UNREADABLE = 'unreadable';
 /** What a reference field says when there is nothing to refer to. */
 export const NONE = 'none';
+/** A field the caller may not see (another user's namespaces: /proc/PID/ns needs ptrace access). */
+export const HIDDEN = 'hidden';
 
 /** Words /proc/PID/status gives the one-letter states (fs/proc/array.c). */
 const STATE_WORDS: Readonly<Record<string, string>> = {
