@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isLogLevel, LOG_LEVELS } from '../log.js';
+import { MOUNT_OPTION_NAMES } from '../fuse/mount.js';
 import { CliError, EXIT } from './exit-codes.js';
 
 /** What the user asked for, parsed and checked; nothing here touches the system. */
@@ -9,7 +10,8 @@ export type Command =
   | { name: 'mount'; mountpoint: string; state?: string; options: string[]; daemon: boolean; logLevel?: string }
   | { name: 'umount'; mountpoint: string; lazy: boolean }
   | { name: 'restart'; mountpoint: string }
-  | { name: 'status'; mountpoint: string; json: boolean };
+  | { name: 'status'; mountpoint: string; json: boolean; prometheus?: boolean }
+  | { name: 'ls'; mountpoint?: string; json: boolean };
 
 /**
  * Options mount(8) passes to helpers that mean nothing to a FUSE server; accepted and ignored
@@ -47,6 +49,26 @@ function checkLevel(level: string | undefined, command: string): void {
   if (level !== undefined && !isLogLevel(level)) throw usage(`unknown log level '${level}' (one of ${LOG_LEVELS.join(', ')})`, command);
 }
 
+/** What the values of the -o options look like, for the list an unknown option's error gives. */
+const VALUE_HINTS: Record<string, string> = { entry_timeout: 'SECONDS', attr_timeout: 'SECONDS', fsname: 'NAME', subtype: 'NAME', max_read: 'BYTES', hidepid: 'MODE', state: 'FILE', log_level: 'LEVEL' };
+/** -o options the service hands to the tree rather than the FUSE layer. */
+const TREE_VALUE_OPTIONS = ['hidepid'] as const;
+
+/** Every -o option there is, as the error for an unknown one lists them. */
+export function knownMountOptions(): string {
+  const values = [...MOUNT_OPTION_NAMES.values, ...TREE_VALUE_OPTIONS, 'state', 'log_level'].map((v) => `${v}=${VALUE_HINTS[v] ?? 'VALUE'}`);
+  return `${[...MOUNT_OPTION_NAMES.flags, ...values].join(', ')}; the kernel's mount flags (${MOUNT_OPTION_NAMES.kernelFlags.join(', ')}); and mount(8)'s generic ones (rw, defaults, noauto, nofail, _netdev, x-*, ...), which are ignored`;
+}
+
+/** Refuses an -o option nothing parses, naming every option that exists (exit 13). */
+function checkMountOptionNames(fuse: readonly string[]): void {
+  const names = new Set<string>([...MOUNT_OPTION_NAMES.flags, ...MOUNT_OPTION_NAMES.values, ...MOUNT_OPTION_NAMES.kernelFlags, ...TREE_VALUE_OPTIONS]);
+  for (const opt of fuse) {
+    const key = opt.split('=')[0]!;
+    if (!names.has(key)) throw new CliError(`unknown mount option "${key}" (known: ${knownMountOptions()})`, EXIT.badMountOption, "run 'handlefs mount --help' for what each means");
+  }
+}
+
 /**
  * Splits -o values into what the FUSE layer parses and what the CLI itself takes (state=,
  * log_level=), dropping mount(8)'s generic options.
@@ -76,7 +98,7 @@ export function parseCommand(argv: readonly string[]): Command {
   switch (first) {
     case 'help': {
       const topic = rest[0];
-      if (topic !== undefined && !['mount', 'umount', 'status', 'restart', 'help'].includes(topic)) throw usage(`help: unknown command '${topic}'`);
+      if (topic !== undefined && !['mount', 'umount', 'status', 'restart', 'ls', 'help'].includes(topic)) throw usage(`help: unknown command '${topic}'`);
       return topic === undefined || topic === 'help' ? { name: 'help' } : { name: 'help', topic };
     }
     case 'mount': {
@@ -84,11 +106,15 @@ export function parseCommand(argv: readonly string[]): Command {
         state: { type: 'string' },
         o: { type: 'string', short: 'o', multiple: true },
         daemon: { type: 'boolean', short: 'd' },
+        // -f: foreground, as sshfs, bindfs and libfuse's tools spell it (the default already).
+        foreground: { type: 'boolean', short: 'f' },
         'log-level': { type: 'string' },
       });
       if (values.help) return { name: 'help', topic: 'mount' };
       const mountpoint = oneMountpoint('mount', positionals);
+      if (values.daemon && values.foreground) throw usage('mount: --daemon and -f (--foreground) contradict each other', 'mount');
       const split = splitMountOptions((values.o as string[] | undefined) ?? []);
+      checkMountOptionNames(split.fuse);
       const logLevel = (values['log-level'] as string | undefined) ?? split.logLevel;
       checkLevel(logLevel, 'mount');
       const state = (values.state as string | undefined) ?? split.state;
@@ -115,9 +141,16 @@ export function parseCommand(argv: readonly string[]): Command {
       return { name: 'restart', mountpoint: oneMountpoint('restart', positionals) };
     }
     case 'status': {
-      const { values, positionals } = parse('status', rest, { json: { type: 'boolean' } });
+      const { values, positionals } = parse('status', rest, { json: { type: 'boolean' }, prometheus: { type: 'boolean' } });
       if (values.help) return { name: 'help', topic: 'status' };
-      return { name: 'status', mountpoint: oneMountpoint('status', positionals), json: Boolean(values.json) };
+      if (values.json && values.prometheus) throw usage('status: --json and --prometheus are two formats; choose one', 'status');
+      return { name: 'status', mountpoint: oneMountpoint('status', positionals), json: Boolean(values.json), ...(values.prometheus === true && { prometheus: true }) };
+    }
+    case 'ls': {
+      const { values, positionals } = parse('ls', rest, { json: { type: 'boolean' } });
+      if (values.help) return { name: 'help', topic: 'ls' };
+      if (positionals.length > 1) throw usage(`ls: unexpected argument '${positionals[1]}'`, 'ls');
+      return { name: 'ls', json: Boolean(values.json), ...(positionals[0] !== undefined && { mountpoint: positionals[0] }) };
     }
     default:
       throw usage(first.startsWith('-') ? `unknown option '${first}'` : `unknown command '${first}'`);
@@ -146,6 +179,7 @@ export function parseMountHelper(argv: readonly string[]): Command {
   }
   if (positionals.length !== 2) throw usage(`mount helper: expected SOURCE and MNT, got ${positionals.length} argument(s)`, 'mount');
   const split = splitMountOptions(options);
+  checkMountOptionNames(split.fuse);
   checkLevel(split.logLevel, 'mount');
   return {
     name: 'mount',

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { parseCommand, parseMountHelper, type Command } from './args.js';
 import { CliError, EXIT, asCliError } from './exit-codes.js';
 import { COMMAND_HELP, MAIN_HELP } from './help.js';
+import { askService } from './ask.js';
+import { listCommand } from './ls.js';
 import { createLogger } from '../log.js';
 import { mountAt, inspectMountpoint, cleanStaleMount, mountFuse, unmountCommand } from '../fuse/mount.js';
 import { bindMountsOf, describeHolders, processesUnder } from '../fuse/holders.js';
@@ -42,7 +44,10 @@ async function main(argv: string[], helper: boolean): Promise<number> {
     case 'restart':
       return restart(command.mountpoint);
     case 'status':
+      if (command.prometheus) return prometheus(command.mountpoint);
       return status(command.mountpoint, command.json);
+    case 'ls':
+      return listCommand(command.mountpoint, command.json);
   }
 }
 
@@ -352,6 +357,12 @@ async function status(mountpoint: string, json: boolean): Promise<number> {
     throw new CliError(`no handlefs service answers for ${p}: ${(e as Error).message}`, EXIT.serviceUnreachable, `is it a handlefs mount? try: handlefs umount ${p}`);
   }
   process.stdout.write(json ? `${JSON.stringify(s)}\n` : `${formatStatus(s)}\n`);
+  return EXIT.ok;
+}
+
+/** `status --prometheus`: the service's metrics in the Prometheus text format. */
+async function prometheus(mountpoint: string): Promise<number> {
+  process.stdout.write(await askService<string>(mountpoint, { op: 'metrics' }));
   return EXIT.ok;
 }
 

@@ -8,7 +8,8 @@ commands:
   mount MNT      mount the filesystem at MNT (stays in the foreground unless --daemon)
   umount MNT     unmount it and stop the service cleanly (--lazy: detach a busy mount)
   restart MNT    replace the serving process with the installed code, without a client error
-  status MNT     show what the running service holds (--json for tools)
+  status MNT     show what the running service holds (--json for tools, --prometheus for metrics)
+  ls [MNT]       list every handle and what holds it, one line each (--json for tools)
   help [CMD]     show this text, or a command's
 
 options:
@@ -17,7 +18,7 @@ options:
 
 Run 'handlefs help <command>' for a command's options.`;
 
-export const MOUNT_HELP = `usage: handlefs mount MNT [--state FILE] [-o opt[,opt...]] [--daemon] [--log-level LEVEL]
+export const MOUNT_HELP = `usage: handlefs mount MNT [--state FILE] [-o opt[,opt...]] [--daemon | -f] [--log-level LEVEL]
 
 Mounts the handle filesystem at MNT (an existing, empty directory) and serves it. Stays in the
 foreground until the filesystem is unmounted ('umount MNT', 'handlefs umount MNT', SIGINT or
@@ -36,6 +37,7 @@ options:
                        refused); mount(8)'s other generic options (rw, defaults, auto, noauto,
                        nofail, _netdev, x-systemd.*, ...) are accepted and ignored
   -d, --daemon       return once the mount is ready and leave the service running
+  -f, --foreground   stay in the foreground (the default; as sshfs and bindfs spell it)
   --log-level LEVEL  fatal, error, warn, info (default), debug, trace or silent
                      (or HANDLEFS_LOG_LEVEL); debug logs one line per FUSE request and reply
   -h, --help         show this text`;
@@ -62,14 +64,29 @@ keeper does the same: systemctl reload). Exit 17 if no new process took over.
 options:
   -h, --help  show this text`;
 
-export const STATUS_HELP = `usage: handlefs status MNT [--json]
+export const STATUS_HELP = `usage: handlefs status MNT [--json | --prometheus]
 
 Shows what the service behind MNT holds: live and pinned handles per kind, the high-water
 number, allocations, lookups and forgets, requests served, store path and size, uptime.
 It asks the service over its control socket (/run/handlefs/), not through the mount.
 
 options:
-  --json      one JSON object instead of text
+  --json        one JSON object instead of text
+  --prometheus  metrics in the Prometheus text format (for node_exporter's textfile
+                collector: see docs/cli.md)
+  -h, --help    show this text`;
+
+export const LS_HELP = `usage: handlefs ls [MNT] [--json]
+
+Lists every handle the service behind MNT holds, one line each: inode number, kind, pid or
+nsfs inode number, command name or namespace type, state (live, dormant: alive but not held by
+the kernel, dead: gone but still referenced), and what holds it: kernel lookups, open files,
+library pins, the namespace descriptor the service holds (HELD), and bind mounts of the handle
+(MOUNTS, from the service's /proc/self/mountinfo). Without MNT, the one handlefs mount there is.
+It asks the service over its control socket, not through the mount.
+
+options:
+  --json      one JSON array of rows instead of text
   -h, --help  show this text`;
 
-export const COMMAND_HELP: Record<string, string> = { mount: MOUNT_HELP, umount: UMOUNT_HELP, status: STATUS_HELP, restart: RESTART_HELP };
+export const COMMAND_HELP: Record<string, string> = { mount: MOUNT_HELP, umount: UMOUNT_HELP, status: STATUS_HELP, restart: RESTART_HELP, ls: LS_HELP };

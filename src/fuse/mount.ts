@@ -133,6 +133,8 @@ export class MountOptionError extends Error {
 const FLAG_OPTIONS = ['allow_other', 'default_permissions', 'ro', 'debug'] as const;
 const VALUE_OPTIONS = ['entry_timeout', 'attr_timeout', 'fsname', 'subtype', 'max_read'] as const;
 const KNOWN = [...FLAG_OPTIONS, ...VALUE_OPTIONS, ...Object.keys(MOUNT_FLAGS)].join(', ');
+/** The -o options this layer parses: flags, options that take a value, and the kernel's mount flags (some refused, with a reason). */
+export const MOUNT_OPTION_NAMES = { flags: FLAG_OPTIONS, values: VALUE_OPTIONS, kernelFlags: Object.keys(MOUNT_FLAGS) } as const;
 
 function parseSeconds(opt: string, v: string): number {
   const n = Number(v);

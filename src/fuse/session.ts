@@ -104,6 +104,9 @@ export interface SessionOptions {
   resume?: ConnectionInfo;
 }
 
+/** Told how long each request took, from its arrival to its reply (seconds): metrics. */
+export type RequestObserver = (opcode: number, seconds: number) => void;
+
 export interface SessionStats {
   requests: number;
   replies: number;
@@ -450,7 +453,32 @@ export class FuseSession {
     }
   }
 
+  /** Set with observeRequests(); null keeps the request path free of timing. */
+  private observer: RequestObserver | null = null;
+  /** Arrival time of the request being dispatched (only while an observer is set). */
+  private arrivedAt = 0;
+  /** Whether dispatching the current request left it to finish later. */
+  private deferred = false;
+
+  /** Times every request from arrival to reply (and FORGETs, which have none, to their handling). */
+  observeRequests(observer: RequestObserver | null): void {
+    this.observer = observer;
+  }
+
   private handle(buf: Buffer, start: number, end: number): void {
+    const observer = this.observer;
+    if (observer === null) return this.dispatch(buf, start, end);
+    const opcode = buf.readUInt32LE(start + InHeader.opcode);
+    this.arrivedAt = performance.now();
+    this.deferred = false;
+    try {
+      this.dispatch(buf, start, end);
+    } finally {
+      if (!this.deferred) observer(opcode, (performance.now() - this.arrivedAt) / 1000);
+    }
+  }
+
+  private dispatch(buf: Buffer, start: number, end: number): void {
     this.stats.requests++;
     this.dbg = this.logger.isLevelEnabled('debug');
     if (!this.dbg && this.initDone && !this.destroyed && this.fastPath(buf, start, end)) return;
@@ -688,14 +716,19 @@ export class FuseSession {
   private later(ctx: Ctx, p: PromiseLike<unknown>, kind: Reply): void {
     ctx.kind = kind;
     this.inflight.set(ctx.unique, ctx);
+    const observer = this.observer;
+    const arrivedAt = this.arrivedAt;
+    this.deferred = true;
     p.then(
       (v) => {
         this.untrack(ctx);
         this.complete(ctx, ctx.kind, v);
+        observer?.(ctx.opcode, (performance.now() - arrivedAt) / 1000);
       },
       (e: unknown) => {
         this.untrack(ctx);
         this.fail(ctx, e);
+        observer?.(ctx.opcode, (performance.now() - arrivedAt) / 1000);
       },
     );
   }

@@ -53,7 +53,10 @@ export function controlSocketPath(mountpoint: string): string {
   return path.join(runtimeDir(), `${id}.sock`);
 }
 
-export type ControlRequest = { op: 'status' };
+/** status: ServiceStatus; handles: HandleRow[] (`handlefs ls`); metrics: Prometheus text. */
+export type ControlRequest = { op: 'status' } | { op: 'handles' } | { op: 'metrics' };
+export const CONTROL_OPS: ReadonlySet<string> = new Set(['status', 'handles', 'metrics']);
+/** Answers a request (a promise for what takes a moment); a throw is the error the client sees. */
 export type ControlHandler = (request: ControlRequest) => unknown;
 
 export class ControlServer {
@@ -78,14 +81,17 @@ export class ControlServer {
         if (buffered.length > 4096) return socket.destroy();
         const nl = buffered.indexOf('\n');
         if (nl < 0) return;
-        let reply: unknown;
-        try {
-          const request = JSON.parse(buffered.slice(0, nl)) as ControlRequest;
-          reply = request.op === 'status' ? { ok: true, status: handler(request) } : { ok: false, error: `unknown op ${JSON.stringify(request.op)}` };
-        } catch (e) {
-          reply = { ok: false, error: (e as Error).message };
-        }
-        socket.end(`${JSON.stringify(reply)}\n`);
+        socket.pause();
+        void (async () => {
+          let reply: unknown;
+          try {
+            const request = JSON.parse(buffered.slice(0, nl)) as ControlRequest;
+            reply = CONTROL_OPS.has(request.op) ? { ok: true, status: await handler(request) } : { ok: false, error: `unknown op ${JSON.stringify(request.op)}` };
+          } catch (e) {
+            reply = { ok: false, error: (e as Error).message };
+          }
+          socket.end(`${JSON.stringify(reply)}\n`);
+        })();
       });
       socket.on('error', (e) => logger.debug({ err: e }, 'control connection error'));
     });

@@ -39,6 +39,8 @@ import { ServiceRefusal } from './refusal.js';
 import { assembleContainer } from './container.js';
 import { ControlServer, realMountpoint, runtimeDir } from './control.js';
 import { collectStatus, type ServiceStatus } from './status.js';
+import { collectHandles } from './handles.js';
+import { ServiceMetrics } from './metrics.js';
 
 /** Default kernel cache timeouts: long, because exits are invalidated explicitly. */
 export const DEFAULT_TIMEOUT_SECONDS = 3600;
@@ -267,12 +269,20 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     const table = container.get<InodeTable<HandleObject>>(CORE.Table);
     const status = (): ServiceStatus =>
       collectStatus({ version: options.version, mountpoint, statePath, startedAt, table, store, ...(session && { session }), ...(device && { keeper: device.keeper }) });
+    const metrics = new ServiceMetrics(status);
+    store.onCommit = metrics.observeCommit;
+    tree.invalidator.onInodeDelivered = metrics.observeExitNotification;
     session = device
       ? serveDevice(container, device, mountpoint, mountOptions, log)
       : await container.get<FuseServer>(FUSE_TOKENS.Server).start(mountpoint, { handleSignals: false });
+    session.observeRequests(metrics.observeRequest);
     process.on('SIGINT', stopOnSignal);
     process.on('SIGTERM', stopOnSignal);
-    control = await ControlServer.listen(mountpoint, () => status(), log);
+    control = await ControlServer.listen(
+      mountpoint,
+      (request) => (request.op === 'handles' ? collectHandles(table, mountpoint) : request.op === 'metrics' ? metrics.text() : status()),
+      log,
+    );
     await session.ready;
     tree.startSweeping();
     const conn = session.connection!;

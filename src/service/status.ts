@@ -36,6 +36,16 @@ export interface ServiceStatus {
   lastRestart: { reason: string; at: string } | null;
   /** The log file of a `mount --daemon` service; null when it logs to a terminal or journal. */
   logPath: string | null;
+  /** The store's running totals (commits, range reservations, rows), when the store counts them. */
+  storeStats?: StoreStats;
+}
+
+export interface StoreStats {
+  reserves: number;
+  commits: number;
+  failedCommits: number;
+  rowsWritten: number;
+  rowsDeleted: number;
 }
 
 export interface StatusSources {
@@ -60,6 +70,11 @@ function storeBytes(statePath: string): number {
     }
   }
   return total;
+}
+
+function storeStatsOf(store: InodeStore): { storeStats?: StoreStats } {
+  const stats = (store as { stats?: unknown }).stats;
+  return typeof stats === 'object' && stats !== null ? { storeStats: { ...(stats as StoreStats) } } : {};
 }
 
 export function collectStatus(s: StatusSources): ServiceStatus {
@@ -90,6 +105,7 @@ export function collectStatus(s: StatusSources): ServiceStatus {
     restarts: s.keeper?.restarts ?? 0,
     lastRestart: s.keeper?.lastRestart ?? null,
     logPath: s.keeper?.logPath ?? null,
+    ...storeStatsOf(s.store),
   };
 }
 

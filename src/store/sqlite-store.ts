@@ -758,6 +758,10 @@ export class SqliteStore implements InodeStore {
   private lastReserveAt: number | undefined;
   private failing: { failures: number; lastLogAt: number } | undefined;
   private readonly counters = { reserves: 0, commits: 0, failedCommits: 0, rowsWritten: 0, rowsDeleted: 0 };
+  /** When the commit in flight started (one commit runs at a time). */
+  private commitStartedAt = 0;
+  /** Told how long each successful group commit took, from its start to its fsync (seconds): metrics. */
+  onCommit: ((seconds: number) => void) | null = null;
   private readonly setHighStmt: Database.Statement;
   private readonly witness: StateWitness | undefined;
   private readonly commitOnMainThread: (batch: EncodedBatch) => void;
@@ -974,6 +978,7 @@ export class SqliteStore implements InodeStore {
     const batch = new Map(this.queue);
     this.queue.clear();
     const encoded = this.encode(batch);
+    this.commitStartedAt = performance.now();
     if (this.useWorker && !this.worker) {
       try {
         this.worker = new CommitWorker(this.path, this.busyTimeoutMs, (r) => this.onReply(r), (err) => this.onWorkerFailure(err));
@@ -1062,6 +1067,8 @@ export class SqliteStore implements InodeStore {
     this.scopes.settle(true);
     this.recovered();
     this.counters.commits++;
+    if (this.onCommit !== null && this.commitStartedAt > 0) this.onCommit((performance.now() - this.commitStartedAt) / 1000);
+    this.commitStartedAt = 0;
     for (const r of batch.values()) {
       if (r === null) this.counters.rowsDeleted++;
       else this.counters.rowsWritten++;
