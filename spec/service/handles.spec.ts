@@ -10,6 +10,8 @@ const MOUNTINFO = [
   '90 22 0:77 / /run/handles ro,nosuid,nodev shared:50 - fuse.handlefs handlefs rw,user_id=0,group_id=0',
   '91 22 0:77 /ns/net/4026532177 /run/netns/blue ro,nosuid,nodev shared:50 - fuse.handlefs handlefs rw,user_id=0,group_id=0',
   '92 22 0:77 /by-ino/1030 /srv/with\\040space ro shared:50 - fuse.handlefs handlefs rw',
+  // The service invalidated the name after binding (an idle namespace handle): still a mount of it.
+  '94 22 0:77 /ns/net/4026532177//deleted /run/netns/red ro shared:50 - fuse.handlefs handlefs rw',
   '93 22 0:78 /ns/net/4026532177 /elsewhere ro shared:51 - fuse.other other rw',
   '',
 ].join('\n');
@@ -17,7 +19,7 @@ const MOUNTINFO = [
 test('bind mounts of handles are the same-device mounts whose root is not the filesystem root', (t) => {
   const m = parseHandleMounts(MOUNTINFO, '/run/handles');
   t.deepEqual([...m.entries()], [
-    ['/ns/net/4026532177', ['/run/netns/blue']],
+    ['/ns/net/4026532177', ['/run/netns/blue', '/run/netns/red']],
     ['/by-ino/1030', ['/srv/with space']],
   ]);
   t.is(parseHandleMounts(MOUNTINFO, '/not/mounted').size, 0, 'no handlefs mount there: nothing can be told');

@@ -49,7 +49,10 @@ export function parseHandleMounts(mountinfo: string, mountpoint: string): Map<st
       if (sep < 0) return null;
       const a = line.slice(0, sep).split(' ');
       const b = line.slice(sep + 3).split(' ');
-      return { dev: a[2] ?? '', root: unescape(a[3] ?? ''), mountPoint: unescape(a[4] ?? ''), fstype: b[0] ?? '' };
+      // A bind mount whose name the service invalidated (an idle namespace handle, an exit)
+      // shows its root as "<path>//deleted"; it is still a mount of that handle.
+      const root = unescape(a[3] ?? '').replace(/\/\/deleted$/, '');
+      return { dev: a[2] ?? '', root, mountPoint: unescape(a[4] ?? ''), fstype: b[0] ?? '' };
     })
     .filter((l): l is NonNullable<typeof l> => l !== null);
   let dev: string | undefined;
