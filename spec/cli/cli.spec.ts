@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXIT } from '../../src/cli/exit-codes.js';
+import { AS_NOBODY, nobodyView } from '../helpers/as-nobody.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(ROOT, 'dist/cli/main.js');
@@ -127,9 +128,13 @@ mountTest('mount refuses a mountpoint that is already mounted', (t) => {
 mountTest('not root: a clear error and exit 9', (t) => {
   const sb = sandbox(t);
   fs.chmodSync(sb.dir, 0o755);
-  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, 'mount', sb.mnt, '--state', path.join(sb.dir, 'x.db')], {
+  // The bin as nobody loads it, wherever the checkout lies (a clone under /root included).
+  const view = nobodyView(t, ['dist/cli/main.js', 'package.json', 'node_modules/pino/package.json']);
+  t.log(view.how);
+  const r = spawnSync(AS_NOBODY[0]!, [...AS_NOBODY.slice(1), view.node, path.join(view.root, 'dist/cli/main.js'), 'mount', sb.mnt, '--state', path.join(sb.dir, 'x.db')], {
     encoding: 'utf8',
     env: { ...process.env, ...sb.env },
+    cwd: sb.dir,
   });
   oneLine(t, { code: r.status, stdout: r.stdout, stderr: r.stderr }, EXIT.notRoot, /needs root/);
 });
@@ -267,9 +272,15 @@ mountTest('status and umount of something that is not mounted: exit 14', (t) => 
 mountTest('mount -t fuse.handlefs and an fstab line work through the mount helper', async (t) => {
   const sb = sandbox(t);
   const helper = '/sbin/mount.fuse.handlefs';
-  if (fs.existsSync(helper)) return t.fail(`${helper} already exists on this machine; refusing to replace it`);
   // What the package documents: a link to the bin. Here a wrapper that also keeps the test's runtime dir.
-  fs.writeFileSync(helper, `#!/bin/sh\nexport HANDLEFS_RUNTIME_DIR='${sb.env.HANDLEFS_RUNTIME_DIR}' HANDLEFS_RECORDS_DIR='${sb.env.HANDLEFS_RECORDS_DIR}'\nexec '${process.execPath}' '${path.join(ROOT, 'dist/cli/mount-helper.js')}' "$@"\n`, { mode: 0o755 });
+  const wrapper = `#!/bin/sh\nexport HANDLEFS_RUNTIME_DIR='${sb.env.HANDLEFS_RUNTIME_DIR}' HANDLEFS_RECORDS_DIR='${sb.env.HANDLEFS_RECORDS_DIR}'\nexec '${process.execPath}' '${path.join(ROOT, 'dist/cli/mount-helper.js')}' "$@"\n`;
+  if (fs.existsSync(helper)) {
+    // The documented setup was done on this machine: leave its helper alone and test this
+    // checkout's helper in a private mount namespace where /sbin holds only the wrapper.
+    t.log(`${helper} exists (the documented setup); testing this checkout's helper in a private mount namespace`);
+    return helperInPrivateNamespace(t, sb, wrapper);
+  }
+  fs.writeFileSync(helper, wrapper, { mode: 0o755 });
   t.teardown(() => fs.rmSync(helper, { force: true }));
 
   const r = spawnSync('mount', ['-t', 'fuse.handlefs', 'handlefs', sb.mnt, '-o', `state=${sb.state},allow_other`], { encoding: 'utf8', timeout: 30_000 });
@@ -288,6 +299,46 @@ mountTest('mount -t fuse.handlefs and an fstab line work through the mount helpe
   await new Promise((res) => setTimeout(res, 200));
   t.false(isMounted(sb.mnt));
 });
+
+/**
+ * The mount(8) helper scenario in a private mount namespace whose /sbin is a tmpfs holding only
+ * `wrapper` as mount.fuse.handlefs: the machine's own helper is neither used nor touched. The
+ * steps run in one shell there (mounts made in it are visible only there); each prints a marker.
+ */
+function helperInPrivateNamespace(t: ExecutionContext, sb: ReturnType<typeof sandbox>, wrapper: string): void {
+  const sbin = fs.realpathSync('/sbin');
+  const fstab = path.join(sb.dir, 'fstab');
+  fs.writeFileSync(fstab, `handlefs ${sb.mnt} fuse.handlefs defaults,nofail,state=${sb.state} 0 0\n`);
+  const wrapperFile = path.join(sb.dir, 'mount.fuse.handlefs');
+  fs.writeFileSync(wrapperFile, wrapper, { mode: 0o755 });
+  // Should a step fail with the service up, stop it: it holds the namespace and its mount.
+  t.teardown(() => {
+    for (const pid of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+      try {
+        if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(sb.mnt)) process.kill(Number(pid), 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+    }
+  });
+  const script = [
+    'set -e',
+    `mount -t tmpfs -o size=1m tmpfs '${sbin}'`,
+    `cp '${wrapperFile}' '${sbin}/mount.fuse.handlefs'`,
+    `mount -t fuse.handlefs handlefs '${sb.mnt}' -o 'state=${sb.state},allow_other'`,
+    `grep -q ' ${sb.mnt} .* - fuse.handlefs handlefs .*allow_other' /proc/self/mountinfo && echo mounted-by-type`,
+    `ls '${sb.mnt}/pid' > /dev/null && echo listed`,
+    `umount '${sb.mnt}'`,
+    `mount --fstab '${fstab}' '${sb.mnt}'`,
+    `grep -q ' ${sb.mnt} ' /proc/self/mountinfo && echo mounted-by-fstab`,
+    `umount '${sb.mnt}'`,
+    'sleep 0.2',
+    `grep -q ' ${sb.mnt} ' /proc/self/mountinfo || echo unmounted`,
+  ].join('\n');
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8', timeout: 60_000 });
+  t.is(r.status, 0, r.stderr);
+  t.deepEqual(r.stdout.trim().split('\n'), ['mounted-by-type', 'listed', 'mounted-by-fstab', 'unmounted']);
+}
 
 mountTest('logs: readable lines on a terminal, levels from --log-level or HANDLEFS_LOG_LEVEL', async (t) => {
   const sb = sandbox(t);

@@ -29,10 +29,12 @@ import {
 } from '../../src/fuse/index.js';
 import { captureLogger } from './helpers/fake-channel.js';
 import { SAMPLE_TREE, TreeFs } from './helpers/tree-fs.js';
+import { AS_NOBODY, NOBODY, nobodyView } from '../helpers/as-nobody.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLIENT = path.join(here, 'fixtures/client.mjs');
 const SERVER = path.join(here, 'fixtures/serve-tree.ts');
+const CHECKOUT_ROOT = path.resolve(here, '../..');
 const HAVE_FUSE = fs.existsSync('/dev/fuse');
 const execFileP = promisify(execFile);
 
@@ -72,14 +74,17 @@ async function until(cond: () => boolean, ms: number, step?: () => Promise<void>
   return cond();
 }
 
-/** Runs a command as nobody (65534): setpriv, no supplementary groups. */
-const NOBODY = 65534;
-const AS_NOBODY = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];
+/** The fixture server as nobody runs it: the checkout and node at paths nobody can read, tsx resolved from there. */
+function nobodyServer(t: ExecutionContext): { argv: string[]; cwd: string } {
+  const view = nobodyView(t, [path.relative(CHECKOUT_ROOT, SERVER), 'node_modules/tsx/package.json', 'src/fuse/index.ts']);
+  t.log(view.how);
+  return { argv: [...AS_NOBODY, view.node, '--import', 'tsx', path.join(view.root, path.relative(CHECKOUT_ROOT, SERVER))], cwd: view.root };
+}
 
 function startServerChild(t: ExecutionContext, mnt: string, env: NodeJS.ProcessEnv = {}, asNobody = false): Promise<ChildProcess> {
-  const argv = [process.execPath, '--import', 'tsx', SERVER, mnt];
-  if (asNobody) argv.unshift(...AS_NOBODY);
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const nobody = asNobody ? nobodyServer(t) : undefined;
+  const argv = nobody ? [...nobody.argv, mnt] : [process.execPath, '--import', 'tsx', SERVER, mnt];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, ...(nobody && { cwd: nobody.cwd }) });
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -358,7 +363,8 @@ fuseTest('without root: a clear error when /dev/fuse is closed to the user or fu
   const mode = fs.statSync('/dev/fuse').mode & 0o777;
   fs.chmodSync('/dev/fuse', 0o600);
   t.teardown(() => fs.chmodSync('/dev/fuse', mode));
-  const closed = spawnSync(AS_NOBODY[0]!, [...AS_NOBODY.slice(1), process.execPath, '--import', 'tsx', SERVER, mnt], { encoding: 'utf8', timeout: 30_000 });
+  const server = nobodyServer(t);
+  const closed = spawnSync(server.argv[0]!, [...server.argv.slice(1), mnt], { encoding: 'utf8', timeout: 30_000, cwd: server.cwd });
   t.not(closed.status, 0);
   t.regex(closed.stderr, /\/dev\/fuse is not readable and writable by uid 65534 \(mode 0600\).*chmod 0666 \/dev\/fuse/);
   t.is(mountAt(mnt), undefined);
@@ -367,7 +373,7 @@ fuseTest('without root: a clear error when /dev/fuse is closed to the user or fu
   fs.chmodSync('/dev/fuse', 0o666);
   const rootsDir = tmpMount(t);
   fs.chmodSync(rootsDir, 0o755);
-  const refused = spawnSync(AS_NOBODY[0]!, [...AS_NOBODY.slice(1), process.execPath, '--import', 'tsx', SERVER, rootsDir], { encoding: 'utf8', timeout: 30_000 });
+  const refused = spawnSync(server.argv[0]!, [...server.argv.slice(1), rootsDir], { encoding: 'utf8', timeout: 30_000, cwd: server.cwd });
   t.not(refused.status, 0);
   t.regex(refused.stderr, /fusermount3 failed at .*: .*fusermount3: user has no write access to mountpoint/);
   t.is(mountAt(rootsDir), undefined);
