@@ -1,18 +1,40 @@
-import { defineConfig } from 'tsup';
+import fs from 'node:fs';
+import { defineConfig, type Options } from 'tsup';
 
-export default defineConfig({
-  entry: {
-    index: 'src/index.ts',
-    'testing/index': 'src/testing/index.ts',
-    'cli/main': 'src/cli/main.ts',
-    'cli/mount-helper': 'src/cli/mount-helper.ts',
-  },
-  format: ['esm'],
+/** What the package builds. The bins need no declaration files: only the two library entries get them. */
+const shared: Options = {
   target: 'node20',
   platform: 'node',
-  dts: true,
   sourcemap: true,
-  clean: true,
-  splitting: true,
   shims: false,
-});
+};
+
+export default defineConfig([
+  {
+    ...shared,
+    entry: {
+      index: 'src/index.ts',
+      'testing/index': 'src/testing/index.ts',
+      'cli/main': 'src/cli/main.ts',
+      'cli/mount-helper': 'src/cli/mount-helper.ts',
+    },
+    format: ['esm'],
+    dts: { entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' } },
+    clean: true,
+    splitting: true,
+    // `require('handlefs/testing')` finds its types next to the CommonJS file: the same declarations.
+    onSuccess: async () => {
+      if (fs.existsSync('dist/testing/index.d.ts')) fs.copyFileSync('dist/testing/index.d.ts', 'dist/testing/index.d.cts');
+    },
+  },
+  {
+    // handlefs/testing for CommonJS consumers (a project made with `npm init -y`): one file.
+    ...shared,
+    entry: { 'testing/index': 'src/testing/index.ts' },
+    format: ['cjs'],
+    dts: false,
+    clean: false,
+    splitting: false,
+    shims: true, // import.meta.url of the native helpers' loader (never called by the kit)
+  },
+]);

@@ -66,28 +66,35 @@ test.serial('a consumer project installs the packed package without native build
   //    declarations: plain JS consumers, and other work in progress must not make this fail).
   const pkgDir = path.join(tmp, 'package');
   fs.mkdirSync(pkgDir);
-  const base = tsupConfig as Options;
-  const entry = Object.fromEntries(Object.entries(base.entry as Record<string, string>).filter(([name]) => name === 'index' || name === 'testing/index'));
-  t.deepEqual(Object.keys(entry).sort(), ['index', 'testing/index']);
-  await build({
-    ...base,
-    config: false,
-    entry: Object.fromEntries(Object.entries(entry).map(([k, v]) => [k, path.join(root, v)])),
-    outDir: path.join(pkgDir, 'dist'),
-    dts: false,
-    sourcemap: false,
-    silent: true,
-    clean: true,
-    tsconfig: path.join(root, 'tsconfig.json'),
-  });
+  const configs = (Array.isArray(tsupConfig) ? tsupConfig : [tsupConfig]) as Options[];
+  const built = new Set<string>();
+  for (const base of configs) {
+    const entry = Object.fromEntries(Object.entries(base.entry as Record<string, string>).filter(([name]) => name === 'index' || name === 'testing/index'));
+    if (Object.keys(entry).length === 0) continue;
+    for (const name of Object.keys(entry)) for (const f of [base.format].flat()) built.add(`${name}:${f}`);
+    await build({
+      ...base,
+      config: false,
+      entry: Object.fromEntries(Object.entries(entry).map(([k, v]) => [k, path.join(root, v)])),
+      outDir: path.join(pkgDir, 'dist'),
+      dts: false,
+      sourcemap: false,
+      silent: true,
+      clean: false,
+      onSuccess: undefined,
+      tsconfig: path.join(root, 'tsconfig.json'),
+    });
+  }
+  t.deepEqual([...built].sort(), ['index:esm', 'testing/index:cjs', 'testing/index:esm'], 'the library entries, and a CommonJS build of the kit');
   t.true(fs.existsSync(path.join(pkgDir, 'dist/testing/index.js')));
+  t.true(fs.existsSync(path.join(pkgDir, 'dist/testing/index.cjs')));
   const manifest = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { files: string[] };
   fs.copyFileSync(path.join(root, 'package.json'), path.join(pkgDir, 'package.json'));
   for (const f of manifest.files) {
     if (f === 'dist' || !fs.existsSync(path.join(root, f))) continue;
     fs.cpSync(path.join(root, f), path.join(pkgDir, f), { recursive: true });
   }
-  const built = Date.now();
+  const builtAt = Date.now();
 
   // 2. Pack.
   const packed = await run('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: pkgDir, env: cleanEnv(), timeout: 60_000 });
@@ -97,9 +104,12 @@ test.serial('a consumer project installs the packed package without native build
   // 3. A consumer project: the documented example, extracted from docs/testing.md, and the guard.
   const app = path.join(tmp, 'app');
   fs.mkdirSync(path.join(app, 'test'), { recursive: true });
-  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'watcher-app', version: '1.0.0', private: true, type: 'module' }, null, 2));
+  // As a new user starts: `npm init -y`, which writes "type": "commonjs" (npm 11).
+  await run('npm', ['init', '-y'], { cwd: app, env: cleanEnv(), timeout: 60_000 });
+  const appManifest = JSON.parse(fs.readFileSync(path.join(app, 'package.json'), 'utf8')) as { type?: string };
+  t.not(appManifest.type, 'module', 'a CommonJS project, as npm init makes it');
   const files = docFiles();
-  t.deepEqual([...files.keys()].sort(), ['test/watcher.test.mjs', 'watcher.js'], 'docs/testing.md has the example files');
+  t.deepEqual([...files.keys()].sort(), ['test/kit.test.cjs', 'test/watcher.test.mjs', 'watcher.mjs'], 'docs/testing.md has the example files');
   for (const [name, text] of files) fs.writeFileSync(path.join(app, name), text);
   fs.copyFileSync(path.join(here, 'fixtures/consumer/guard.test.mjs'), path.join(app, 'test/guard.test.mjs'));
 
@@ -129,7 +139,8 @@ test.serial('a consumer project installs the packed package without native build
   t.log(out.trim().split('\n').filter((l) => /✔|✘|passed|failed|ran as/.test(l)).join('\n'));
   t.regex(out, /a reused pid is not the process we tracked/);
   t.regex(out, /the kit needs no root, no \/dev\/fuse, no mount and no native addon/);
-  t.regex(out, /5 tests passed/);
+  t.regex(out, /CommonJS: require\(\) gets the same kit/);
+  t.regex(out, /6 tests passed/);
   t.notRegex(out, /failed|✘/);
-  t.log(`build ${built - started} ms, pack+install ${installed - built} ms, consumer ava ${Date.now() - installed} ms${asNobody ? ' (as nobody)' : ''}`);
+  t.log(`build ${builtAt - started} ms, pack+install ${installed - builtAt} ms, consumer ava ${Date.now() - installed} ms${asNobody ? ' (as nobody)' : ''}`);
 });

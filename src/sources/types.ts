@@ -52,7 +52,7 @@ export interface ProcessInfo {
   readonly comm: string;
   readonly uid: IdSet | null;
   readonly gid: IdSet | null;
-  /** The cgroup v2 path ("0::/path") or, on a v1-only host, the name=systemd (else first) path. */
+  /** The cgroup path alone ("/user.slice/..." from the v2 line "0::/user.slice/...") or, on a v1-only host, the name=systemd (else first) path. */
   readonly cgroup: string | null;
   /**
    * nsfs inode numbers of the namespaces the process is in. A zombie has only 'pid' and 'user'

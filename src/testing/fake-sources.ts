@@ -75,7 +75,7 @@ export interface FakeProcessSpec {
   /** A number sets all four ids. Default 0. */
   uid?: number | IdSet;
   gid?: number | IdSet;
-  /** Default '/'. */
+  /** The cgroup path alone, as the real source gives it ('/user.slice'); null: unreadable. Default '/'. */
   cgroup?: string | null;
   /** Namespaces by type; missing types are the parent's (or the initial ones). */
   namespaces?: Partial<Record<NsType, number>>;
