@@ -31,6 +31,7 @@ export interface TableEvents<T> {
   dropped?(inode: Inode<T>): void;
 }
 
+/** Running totals of the inode table (status and metrics). */
 export interface TableCounters {
   /** Inodes in the table: live objects, and dead ones still referenced. */
   inodes: number;

@@ -280,20 +280,29 @@ export function errnoName(errno: number): string {
 /** File type bits of st_mode, and the dirent type (mode >> 12). */
 export const S_IFMT = 0o170000;
 export const S_IFSOCK = 0o140000;
+/** File type bits of a symbolic link. */
 export const S_IFLNK = 0o120000;
+/** File type bits of a regular file. */
 export const S_IFREG = 0o100000;
 export const S_IFBLK = 0o060000;
+/** File type bits of a directory. */
 export const S_IFDIR = 0o040000;
 export const S_IFCHR = 0o020000;
 export const S_IFIFO = 0o010000;
 
 /** open(2) flags relevant to a read-only server (Linux values). */
 export const O_ACCMODE = 0o3;
+/** open(2) flag: read only. */
 export const O_RDONLY = 0o0;
+/** open(2) flag: write only (EROFS on handlefs). */
 export const O_WRONLY = 0o1;
+/** open(2) flag: read and write (EROFS on handlefs). */
 export const O_RDWR = 0o2;
+/** open(2) flag: create. */
 export const O_CREAT = 0o100;
+/** open(2) flag: truncate (EROFS on handlefs). */
 export const O_TRUNC = 0o1000;
+/** open(2) flag: append. */
 export const O_APPEND = 0o2000;
 
 /** access(2) mask bits. */

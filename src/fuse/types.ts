@@ -31,17 +31,25 @@ export interface Attr {
   ino: number;
   /** Full st_mode: type bits (S_IFDIR, ...) and permission bits. */
   mode: number;
+  /** Link count. */
   nlink: number;
+  /** Owner uid. */
   uid: number;
+  /** Owner gid. */
   gid: number;
+  /** Size in bytes. */
   size: number;
   /** 512-byte blocks; default ceil(size / 512). */
   blocks?: number;
   /** Preferred I/O size; 0 lets the kernel choose. */
   blksize?: number;
+  /** Device number of a device file; 0 otherwise. */
   rdev?: number;
+  /** Last access, epoch milliseconds. */
   atimeMs: number;
+  /** Last modification, epoch milliseconds. */
   mtimeMs: number;
+  /** Last status change, epoch milliseconds. */
   ctimeMs: number;
 }
 
@@ -58,11 +66,13 @@ export interface Entry {
   attrTimeout: number;
 }
 
+/** A GETATTR answer: the attributes and how long the kernel may cache them. */
 export interface AttrReply {
   attr: Attr;
   attrTimeout: number;
 }
 
+/** One directory entry of READDIR (name, inode, type) or READDIRPLUS (with its Entry). */
 export interface DirEntry {
   name: string;
   /** st_ino as readdir shows it (d_ino); must agree with what lookup/getattr give as attr.ino. */
@@ -78,7 +88,9 @@ export interface DirEntry {
   entry?: Entry;
 }
 
+/** An OPEN or OPENDIR answer: the file handle and how the kernel should cache the file. */
 export interface OpenReply {
+  /** The file handle the kernel passes back with READ and RELEASE. */
   fh: number;
   /** Bypass the page cache (FOPEN_DIRECT_IO): reads always reach the server. */
   directIo?: boolean;
@@ -94,6 +106,7 @@ export interface OpenReply {
   noFlush?: boolean;
 }
 
+/** A STATFS answer. */
 export interface StatfsReply {
   blocks: number;
   bfree: number;

@@ -7,6 +7,7 @@
  */
 
 export const NS_TYPES = ['cgroup', 'ipc', 'mnt', 'net', 'pid', 'time', 'user', 'uts'] as const;
+/** A namespace type: cgroup, ipc, mnt, net, pid, time, user or uts. */
 export type NsType = (typeof NS_TYPES)[number];
 
 export function isNsType(s: string): s is NsType {
@@ -107,6 +108,7 @@ export interface NsRef {
   readonly nsId: string | null;
 }
 
+/** One namespace, as a namespace source reports it. */
 export interface NamespaceInfo {
   readonly type: NsType;
   /** nsfs inode number. Reused by the kernel after the namespace dies. */

@@ -26,6 +26,7 @@ const DESCRIPTIONS: Partial<Record<ErrnoCode, string>> = {
   ERANGE: 'result too large',
 };
 
+/** Extra fields of an FsError: the path a path-level call was given, and the original error. */
 export interface FsErrorOptions {
   /** The path the helper was given, if any. */
   path?: string;
@@ -40,10 +41,15 @@ export interface FsErrorOptions {
  * the operation ('lookup', 'open', 'stat', ...).
  */
 export class FsError extends Error {
+  /** Always 'FsError'. */
   override readonly name = 'FsError';
+  /** The positive Linux errno the mount answers (Node reports it negative). */
   readonly errno: number;
+  /** The errno name ('ENOENT', ...), the same string as Node's err.code. */
   readonly code: ErrnoCode | `E${number}`;
+  /** The call that failed ('lookup', 'stat', 'open', ...). */
   readonly syscall: string;
+  /** The path given to a path-level call; undefined for node-level calls. */
   readonly path: string | undefined;
 
   constructor(errno: number, syscall: string, options: FsErrorOptions = {}) {

@@ -34,15 +34,18 @@ import {
   type ProcessSource,
 } from '../sources/types.js';
 
+/** A clock that moves only when told: advance(ms) or set(ms). */
 export class FakeClock implements Clock {
   constructor(private ms = 0) {}
   now(): number {
     return this.ms;
   }
+  /** Moves the clock forward by ms. */
   advance(ms: number): void {
     if (!(ms >= 0)) throw new RangeError('FakeClock.advance: ms must be >= 0');
     this.ms += ms;
   }
+  /** Sets the clock to ms (epoch milliseconds). */
   set(ms: number): void {
     this.ms = ms;
   }
@@ -64,16 +67,19 @@ const FIRST_DYNAMIC_INUM = 0xf0000000;
 const ZOMBIE_NS: ReadonlySet<NsType> = new Set<NsType>(['pid', 'user']);
 const FAKE_NSFS_DEV = 4;
 
+/** What start() makes: a process's pid, parent, command, state, ids, cgroup and namespaces (all optional). */
 export interface FakeProcessSpec {
   /** Default: the next free pid. */
   pid?: number;
   /** Default 1 (0 for pid 1). */
   ppid?: number;
+  /** Command name. Default 'proc'. */
   comm?: string;
   /** Default 'S'. */
   state?: string;
   /** A number sets all four ids. Default 0. */
   uid?: number | IdSet;
+  /** Group ids, as uid. Default 0. */
   gid?: number | IdSet;
   /** The cgroup path alone, as the real source gives it ('/user.slice'); null: unreadable. Default '/'. */
   cgroup?: string | null;
@@ -90,6 +96,7 @@ export interface FakeProcessSpec {
   startTime?: number;
 }
 
+/** What createNamespace() makes: an owner user namespace, a kernel id. */
 export interface FakeNamespaceSpec {
   /** Owning user namespace inum; default the initial user namespace. For 'user' it is also the parent. */
   owner?: number;
@@ -106,9 +113,13 @@ export interface FakeNamespaceSpec {
   nsId?: string;
 }
 
+/** Options of a FakeHost: its ids, clock, clock ticks per second and whether pid 1 starts. */
 export interface FakeHostOptions {
+  /** The boot id the host reports (a UUID). Default a fixed one. */
   bootId?: string;
+  /** The machine id the host reports (32 hex digits). Default a fixed one. */
   machineId?: string;
+  /** The clock; share one between hosts and the kit's timers. Default a new FakeClock. */
   clock?: FakeClock;
   /** Clock ticks per second for start times (USER_HZ). Default 100. */
   ticksPerSecond?: number;
@@ -150,10 +161,15 @@ const idSet = (v: number | IdSet | undefined): IdSet =>
 const nsKey = (type: NsType, inum: number): string => `${type}:${inum}`;
 const exitKey = (pid: number, startTime: number): string => `${pid}:${startTime}`;
 
+/** A simulated host: processes, namespaces, exits and pid reuse, driven by the test (docs/testing.md). */
 export class FakeHost {
+  /** The host's clock (start times derive from it). */
   readonly clock: FakeClock;
+  /** Boot and machine ids, as the sources report them. */
   readonly hostIds: HostIds;
+  /** The ProcessSource the container gets: reads this host. */
   readonly processSource: FakeProcessSource;
+  /** The NamespaceSource the container gets: reads this host. */
   readonly namespaceSource: FakeNamespaceSource;
   private readonly ticksPerSecond: number;
   private readonly bootMs: number;
@@ -303,12 +319,14 @@ export class FakeHost {
     };
   }
 
+  /** The pids of live processes (zombies included), ascending. */
   pids(): number[] {
     return [...this.procs.keys()].sort((a, b) => a - b);
   }
 
   // ---- namespaces ---------------------------------------------------------------------------
 
+  /** The nsfs inode number of the initial namespace of a type. */
   initialNamespace(type: NsType): number {
     return INITIAL_NS_INUM[type];
   }
@@ -382,6 +400,7 @@ export class FakeHost {
     return false;
   }
 
+  /** What the source reports of a namespace; null if it does not exist. */
   namespaceInfo(type: NsType, inum: number): NamespaceInfo | null {
     const ns = this.nss.get(nsKey(type, inum));
     if (!ns) return null;
@@ -399,6 +418,7 @@ export class FakeHost {
     return type === 'pid' || type === 'user' ? { ...info, parent: ref(type, ns.parent) } : info;
   }
 
+  /** Namespaces reachable through a process or a hold, as a listing finds them. */
   namespaceRefs(): NamespaceRef[] {
     const out: NamespaceRef[] = [];
     for (const ns of this.nss.values()) {
@@ -410,7 +430,7 @@ export class FakeHost {
 
   // ---- used by the fake sources -------------------------------------------------------------
 
-  /** @internal */
+  /** Calls onExit once when the process (pid, startTime) exits; returns the disposer. Used by the fake sources. @internal */
   watchExit(pid: number, startTime: number, onExit: () => void): () => void {
     const listener: ExitListener = { fn: onExit, active: true };
     const p = this.procs.get(pid);
@@ -443,7 +463,7 @@ export class FakeHost {
     return n;
   }
 
-  /** @internal */
+  /** Takes a hold on a namespace (it stays alive while held); false if it does not exist. Used by the fake sources. @internal */
   hold(type: NsType, inum: number): boolean {
     const ns = this.nss.get(nsKey(type, inum));
     if (!ns) return false;
@@ -451,7 +471,7 @@ export class FakeHost {
     return true;
   }
 
-  /** @internal */
+  /** Gives a hold back; the namespace dies with its last process and hold. Used by the fake sources. @internal */
   release(type: NsType, inum: number): void {
     const ns = this.nss.get(nsKey(type, inum));
     if (!ns) return;
@@ -459,7 +479,7 @@ export class FakeHost {
     this.collectNamespaces();
   }
 
-  /** @internal */
+  /** How many holds a namespace has (the handle tree's descriptors). @internal */
   heldBy(type: NsType, inum: number): number {
     return this.nss.get(nsKey(type, inum))?.handles ?? 0;
   }
@@ -517,6 +537,7 @@ export class FakeHost {
   }
 }
 
+/** The ProcessSource over a FakeHost. */
 export class FakeProcessSource implements ProcessSource {
   constructor(private readonly host: FakeHost) {}
   bootId(): string {
@@ -542,12 +563,14 @@ export class FakeProcessSource implements ProcessSource {
   }
 }
 
+/** A hold on a fake namespace, like an open nsfs descriptor. */
 export class FakeNamespaceHandle implements NamespaceHandle {
   private isClosed = false;
   constructor(
     readonly info: NamespaceInfo,
     private readonly host: FakeHost,
   ) {}
+  /** True once closed. */
   get closed(): boolean {
     return this.isClosed;
   }
@@ -558,6 +581,7 @@ export class FakeNamespaceHandle implements NamespaceHandle {
   }
 }
 
+/** The NamespaceSource over a FakeHost. */
 export class FakeNamespaceSource implements NamespaceSource {
   constructor(private readonly host: FakeHost) {}
   async list(): Promise<NamespaceRef[]> {

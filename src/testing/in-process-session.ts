@@ -38,12 +38,17 @@ const MAX_READDIR_SIZE = 256 * 1024 + 4096 - 16;
 /** What the session answers to STATFS when the filesystem has no handler. */
 const DEFAULT_STATFS: StatfsReply = { blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 512, namelen: 255, frsize: 0 };
 
+/** Who sends the requests: the uid, gid and pid FUSE reports with each. */
 export interface Caller {
+  /** The caller's uid (default 0). */
   uid: number;
+  /** The caller's gid (default 0). */
   gid: number;
+  /** The caller's pid (default this process). */
   pid: number;
 }
 
+/** Options of an InProcessSession: timeouts, notifications, logger, caller, request sizes. */
 export interface InProcessSessionOptions {
   /** Entry timeout (s) the mount would have been configured with. Default 1. */
   entryTimeout?: number;
@@ -71,6 +76,7 @@ export interface OpenFile extends OpenReply {
   readonly flags: number;
 }
 
+/** Options of readdir and readdirPage: READDIRPLUS or READDIR, and the bytes per request. */
 export interface ReaddirOptions {
   /** READDIRPLUS: every entry but "." and ".." is one lookup the caller now holds (forget() it). Default false. */
   plus?: boolean;
@@ -105,8 +111,11 @@ function isDot(name: string): boolean {
   return name === '.' || name === '..';
 }
 
+/** Answers FUSE requests in process, with the rules and errno values of the mounted session, over any LowLevelFileSystem. */
 export class InProcessSession {
+  /** Records the invalidations the filesystem sends (what the kernel would be told). */
   readonly notifier: RecordingNotifier;
+  /** The simulated INIT result: protocol, capabilities, timeouts. */
   readonly connection: ConnectionInfo;
   private readonly log: Logger;
   /** Who the next requests come from; assign to switch users (a test of what each caller sees). */
@@ -122,6 +131,7 @@ export class InProcessSession {
   private destroying: Promise<void> | null = null;
 
   constructor(
+    /** The filesystem the requests go to (the handle tree, or any LowLevelFileSystem). */
     readonly fs: LowLevelFileSystem,
     options: InProcessSessionOptions = {},
   ) {
@@ -174,6 +184,7 @@ export class InProcessSession {
     }
   }
 
+  /** GETATTR of a node (by open file when fh is given). */
   async getattr(node: number, fh?: number): Promise<AttrReply> {
     const fsFh = fh === undefined ? undefined : this.handle(fh, 'getattr').fh;
     const r = await this.call('getattr', Opcode.GETATTR, node, (ctx) => this.fs.getattr(ctx, node, fsFh));
@@ -305,6 +316,7 @@ export class InProcessSession {
     throw this.badReply('readlink', new TypeError('readlink must return a string or Buffer'));
   }
 
+  /** STATFS. */
   async statfs(node = 1): Promise<StatfsReply> {
     this.live('statfs');
     const statfs = this.fs.statfs;

@@ -50,19 +50,27 @@ export interface TestFilesystemOptions extends InProcessSessionOptions {
 
 /** What stat() gives: the FUSE attributes, with fs.Stats' type tests. */
 export interface FileStat extends Attr {
+  /** True for a handle file. */
   isFile(): boolean;
+  /** True for a directory (the root, pid/, ns/, ns/<type>/, by-ino/). */
   isDirectory(): boolean;
+  /** Always false: handlefs has no symlinks. */
   isSymbolicLink(): boolean;
 }
 
 /** Reference counts the core keeps for a node: kernel lookups, open files, pins, short-lived holds. */
 export interface NodeCounts {
+  /** Lookups the kernel would hold (LOOKUP, READDIRPLUS; FORGET takes them back). */
   lookups: number;
+  /** Open files and directories. */
   opens: number;
+  /** Library pins (pin()). */
   pins: number;
+  /** Short-lived holds of code using the node right now (0 between calls). */
   holds: number;
 }
 
+/** Options of list(): plain READDIR or READDIRPLUS, and the bytes per request. */
 export interface ListOptions {
   /** READDIRPLUS: each entry is a lookup the kernel would now hold, and the kit keeps it (forget() it). Default false: plain READDIR, nothing held. */
   plus?: boolean;
@@ -146,6 +154,7 @@ export class TestFilesystem {
   readonly tree: HandleTree;
   /** The core's inode table. */
   readonly table: InodeTable<HandleObject>;
+  /** The in-memory inode table store (records, high-water mark), for restart tests. */
   readonly store: MemoryStore;
   /** The tree's timers; advance() drives them (timers.advance(ms) runs them synchronously, without waiting for what they start). */
   readonly timers: ManualTimers;
@@ -202,6 +211,7 @@ export class TestFilesystem {
     this.session.forget(node, nlookup);
   }
 
+  /** GETATTR of a node: its attributes and how long the kernel may cache them. */
   getattr(node: number): Promise<AttrReply> {
     return this.session.getattr(node);
   }
@@ -211,6 +221,7 @@ export class TestFilesystem {
     return this.session.open(node, flags);
   }
 
+  /** OPENDIR of a directory node; read it with readdirPage, give it back with release. */
   opendir(node: number): Promise<OpenFile> {
     return this.session.opendir(node);
   }
@@ -244,18 +255,22 @@ export class TestFilesystem {
     return this.session.readlink(node);
   }
 
+  /** STATFS: `files` is the number of inodes in the table. */
   statfs(): Promise<StatfsReply> {
     return this.session.statfs(ROOT_DIR);
   }
 
+  /** ACCESS, as the session answers it. */
   access(node: number, mask: number): Promise<void> {
     return this.session.access(node, mask);
   }
 
+  /** GETXATTR: handles have no extended attributes (ENODATA). */
   getxattr(node: number, name: string): Promise<Buffer> {
     return this.session.getxattr(node, name);
   }
 
+  /** LISTXATTR: always an empty list. */
   listxattr(node: number): Promise<string[]> {
     return this.session.listxattr(node);
   }
@@ -514,6 +529,7 @@ export class TestFilesystem {
     return this.closing;
   }
 
+  /** True once close() was called: every request then answers ENOTCONN. */
   get closed(): boolean {
     return this.closing !== null;
   }

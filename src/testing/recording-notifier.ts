@@ -19,8 +19,11 @@ export type Invalidation =
 
 export const ALL_NOTIFICATIONS: NotifySupport = Object.freeze({ invalInode: true, invalEntry: true, delete: true, expireOnly: true });
 
+/** A Notifier that records each notification instead of writing it to /dev/fuse. */
 export class RecordingNotifier implements Notifier {
+  /** The notifications sent so far, in order. */
   readonly notes: Invalidation[] = [];
+  /** Which notifications the simulated connection negotiated. */
   readonly supports: NotifySupport;
 
   constructor(supports: Partial<NotifySupport> = {}) {
@@ -67,6 +70,7 @@ export class RecordingNotifier implements Notifier {
   }
 }
 
+/** Options of connectionInfo(): the timeouts and notifications of the simulated connection. */
 export interface ConnectionInfoOptions {
   /** Seconds; what the mount's entry_timeout would be. Default 1 (the mount's default). */
   entryTimeout?: number;

@@ -59,6 +59,7 @@ import { realTimers, type TimerHandle, type Timers } from './timers.js';
 import { FIRST_DYNAMIC_INO, MAX_INO } from '../core/numbers.js';
 import type { Clock } from '../sources/types.js';
 
+/** Options of the handle tree: timeouts, namespace grace period, sweeps, concurrency. */
 export interface HandleTreeOptions {
   /** Entry timeout (s) in replies; default: what the mount was configured with (ConnectionInfo), else 1. */
   entryTimeout?: number;
@@ -164,6 +165,7 @@ function fail(errno: number, message?: string): never {
   throw new FuseError(errno, message);
 }
 
+/** The handle filesystem: pid/, ns/<type>/, by-ino/ over the inode table and the sources, serving FUSE requests. */
 export class HandleTree implements LowLevelFileSystem {
   readonly table: InodeTable<HandleObject>;
   readonly processes: ProcessHandles;

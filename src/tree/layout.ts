@@ -13,11 +13,15 @@
 import { FIRST_DYNAMIC_INO, ROOT_INO } from '../core/numbers.js';
 import { NS_TYPES, type NsType } from '../sources/types.js';
 
+/** Node id of the root directory (1). */
 export const ROOT_DIR = ROOT_INO; // 1
+/** Node id of pid/. */
 export const PID_DIR = 2;
+/** Node id of ns/. */
 export const NS_DIR = 3;
 /** ns/<type> directories: 4 + index in NS_TYPES (cgroup=4 … uts=11). */
 export const NS_TYPE_DIR_BASE = 4;
+/** Node id of by-ino/. */
 export const BY_INO_DIR = 12;
 export const STATIC_GENERATION = 1;
 
@@ -34,6 +38,7 @@ export const NAME_MAX = 255;
 if (!(MAX_PID < MIN_NS_INUM)) throw new Error('pid and nsfs inode ranges overlap');
 if (!(BY_INO_DIR < FIRST_DYNAMIC_INO)) throw new Error('static inode numbers reach the dynamic range');
 
+/** Node id of ns/<type>/ (4 to 11). */
 export function nsTypeDir(type: NsType): number {
   return NS_TYPE_DIR_BASE + NS_TYPES.indexOf(type);
 }

@@ -4,10 +4,12 @@
  */
 import type { Clock } from '../sources/types.js';
 
+/** A scheduled timer; cancel() stops it (harmless once it ran). */
 export interface TimerHandle {
   cancel(): void;
 }
 
+/** The clock and timers the tree uses: real ones in the service, ManualTimers in the kit. */
 export interface Timers extends Clock {
   /** Calls fn once after `ms` milliseconds (never synchronously). */
   setTimeout(fn: () => void, ms: number): TimerHandle;
