@@ -85,3 +85,20 @@ test('requests by opcode, commits and exit notifications are histograms of what 
   t.is(samples(text, 'handlefs_store_commit_duration_seconds_bucket').get('{le="0.0005"}'), 1);
   t.is(samples(text, 'handlefs_exit_notification_delay_seconds_count').get(''), 1);
 });
+
+test('the exit-notification delay is observed once per dead handle the kernel holds, when its INVAL_INODE is delivered', async (t) => {
+  const { createTestFilesystem } = await import('../../src/testing/index.js');
+  const fs = createTestFilesystem();
+  t.teardown(() => fs.close());
+  const seen: number[] = [];
+  fs.tree.invalidator.onInodeDelivered = (s) => seen.push(s);
+  const held = fs.host.start();
+  const dormant = fs.host.start();
+  await fs.lookupPath(`pid/${held.pid}`); // the kernel holds it: its exit must be told
+  await fs.ino(`pid/${dormant.pid}`); // looked up and forgotten: nothing to tell
+  fs.host.exit(held.pid);
+  fs.host.exit(dormant.pid);
+  await fs.settle();
+  t.is(seen.length, 1);
+  t.true(seen[0]! >= 0 && seen[0]! < 5);
+});
