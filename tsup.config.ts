@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import { defineConfig, type Options } from 'tsup';
 
 /** What the package builds. The bins need no declaration files: only the two library entries get them. */
@@ -22,10 +21,8 @@ export default defineConfig([
     dts: { entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' } },
     clean: true,
     splitting: true,
-    // `require('handlefs/testing')` finds its types next to the CommonJS file: the same declarations.
-    onSuccess: async () => {
-      if (fs.existsSync('dist/testing/index.d.ts')) fs.copyFileSync('dist/testing/index.d.ts', 'dist/testing/index.d.cts');
-    },
+    // scripts/build-man.mjs (run after tsup by `npm run build`) copies the kit's declarations to
+    // dist/testing/index.d.cts, where `require('handlefs/testing')` looks for them.
   },
   {
     // handlefs/testing for CommonJS consumers (a project made with `npm init -y`): one file.
