@@ -33,5 +33,8 @@ export default defineConfig([
     clean: false,
     splitting: false,
     shims: true, // import.meta.url of the native helpers' loader (never called by the kit)
+    // inversify is published as ES modules only; bundled here, require() works on every Node 20,
+    // not only on those (20.19+) that can require() an ES module.
+    noExternal: [/^inversify$/, /^@inversifyjs\//],
   },
 ]);

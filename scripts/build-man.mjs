@@ -50,5 +50,19 @@ if (r.status !== 0) {
 // man(1) resolves .so against the manual's root: share/man/man8 → share/man/man1/handlefs.1.
 fs.writeFileSync(path.join(out, 'mount.fuse.handlefs.8'), '.so man1/handlefs.1\n');
 
-const dts = path.join(root, 'dist/testing/index.d.ts');
-if (fs.existsSync(dts)) fs.copyFileSync(dts, path.join(root, 'dist/testing/index.d.cts'));
+// The kit's declarations for require(): each .d.ts reachable from dist/testing/index.d.ts gets a
+// .d.cts twin whose relative imports name the twins, so TypeScript reads them all as CommonJS.
+const pending = [path.join(root, 'dist/testing/index.d.ts')];
+const done = new Set();
+while (pending.length > 0) {
+  const file = pending.pop();
+  if (done.has(file) || !fs.existsSync(file)) continue;
+  done.add(file);
+  const text = fs.readFileSync(file, 'utf8').replace(/(from\s+|import\()(['"])(\.\.?\/[^'"]+)\.js\2/g, (_, lead, q, spec) => {
+    pending.push(path.resolve(path.dirname(file), `${spec}.d.ts`));
+    return `${lead}${q}${spec}.cjs${q}`;
+  });
+  // Packages that are ES modules only (inversify) are imported for their types alone, as ESM.
+  const cjsText = text.replace(/^import \{([^}]*)\} from (['"])([^.'"][^'"]*)\2;$/gm, (_, names, q, pkg) => `import type {${names}} from ${q}${pkg}${q} with { 'resolution-mode': 'import' };`);
+  fs.writeFileSync(file.replace(/\.d\.ts$/, '.d.cts'), cjsText);
+}
