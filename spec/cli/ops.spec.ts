@@ -42,7 +42,8 @@ async function serve(t: ExecutionContext) {
   });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const deadline = Date.now() + 15_000;
+  // The keeper starts the serving process, which opens the store: seconds on a loaded machine.
+  const deadline = Date.now() + 60_000;
   while (!/handlefs started/.test(stderr)) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`mount did not become ready: ${stderr}`);
     await new Promise((r) => setTimeout(r, 25));
