@@ -176,6 +176,37 @@ fuseTest('generic mount flags reach the kernel: noexec, noatime, nodiratime show
   await session.stop('done');
 });
 
+const HAVE_PYTHON = spawnSync('python3', ['-c', 'import os; os.getxattr'], { stdio: 'ignore' }).status === 0;
+(HAVE_PYTHON ? fuseTest : test.skip)(
+  `without xattr handlers the kernel is told ENOSYS once and stops asking (EOPNOTSUPP to callers)${HAVE_PYTHON ? '' : ' (skipped: python3 with os.getxattr is missing)'}`,
+  async (t) => {
+    t.timeout(LIMIT);
+    const mnt = tmpMount(t);
+    const tree = Object.assign(new TreeFs(SAMPLE_TREE, { entryTimeout: 60, attrTimeout: 60 }), { getxattr: undefined, listxattr: undefined });
+    const { logger } = captureLogger('warn');
+    const session = await serve(tree, mnt, { entryTimeout: 60, attrTimeout: 60 }, logger, { handleSignals: false });
+    t.teardown(() => session.stop('teardown'));
+    t.is((await client(mnt, 'stat', 'dir/hello.txt')).code, 'OK');
+    const before = session.stats.requests;
+    // 50 rounds of what `ls -l` asks per entry: the SELinux label, the POSIX ACL (answered by the
+    // kernel itself, without ACL support on the mount) and the list of names.
+    const script = `
+import json, os, sys
+calls = {'get': lambda p: os.getxattr(p, 'security.selinux'), 'acl': lambda p: os.getxattr(p, 'system.posix_acl_access'), 'list': os.listxattr}
+codes = {k: set() for k in calls}
+for _ in range(50):
+    for k, f in calls.items():
+        try:
+            f(sys.argv[1]); codes[k].add('ok')
+        except OSError as e:
+            codes[k].add(e.errno)
+print(json.dumps({k: sorted(v, key=str) for k, v in codes.items()}))`;
+    const { stdout } = await execFileP('python3', ['-c', script, path.join(mnt, 'dir/hello.txt')], { timeout: 30_000 });
+    t.deepEqual(JSON.parse(stdout), { get: [Errno.EOPNOTSUPP], acl: [Errno.ENODATA], list: [Errno.EOPNOTSUPP] });
+    t.true(session.stats.requests - before <= 4, `150 xattr calls cost ${session.stats.requests - before} requests`);
+  },
+);
+
 fuseTest('umount ends run() cleanly', async (t) => {
   t.timeout(LIMIT);
   const mnt = tmpMount(t);

@@ -621,13 +621,15 @@ export class FuseSession {
       case 'GETXATTR': {
         const ctx = this.ctx(req);
         ctx.size = req.size;
-        if (!fs.getxattr) return this.fail(ctx, new FuseError(Errno.ENODATA));
+        // ENOSYS makes the kernel stop asking (fc->no_getxattr; callers get EOPNOTSUPP): ENODATA
+        // would bring one GETXATTR per entry of every `ls -l`.
+        if (!fs.getxattr) return this.fail(ctx, new FuseError(Errno.ENOSYS));
         return this.call(ctx, Reply.Getxattr, () => fs.getxattr!(ctx, h.nodeId, req.name));
       }
       case 'LISTXATTR': {
         const ctx = this.ctx(req);
         ctx.size = req.size;
-        if (!fs.listxattr) return this.replyListxattr(ctx, []);
+        if (!fs.listxattr) return this.fail(ctx, new FuseError(Errno.ENOSYS));
         return this.call(ctx, Reply.Listxattr, () => fs.listxattr!(ctx, h.nodeId));
       }
       case 'POLL': {

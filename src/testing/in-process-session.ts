@@ -340,19 +340,19 @@ export class InProcessSession {
     await this.call('access', Opcode.ACCESS, node, (ctx) => access.call(this.fs, ctx, node, mask));
   }
 
-  /** GETXATTR; ENODATA without a handler. */
+  /** GETXATTR; ENOSYS without a handler (the session's answer; a mount's caller sees EOPNOTSUPP). */
   async getxattr(node: number, name: string): Promise<Buffer> {
     this.live('getxattr');
     const getxattr = this.fs.getxattr;
-    if (getxattr === undefined) throw new FsError(Errno.ENODATA, 'getxattr');
+    if (getxattr === undefined) throw new FsError(Errno.ENOSYS, 'getxattr');
     return this.call('getxattr', Opcode.GETXATTR, node, (ctx) => getxattr.call(this.fs, ctx, node, name));
   }
 
-  /** LISTXATTR; no names without a handler. */
+  /** LISTXATTR; ENOSYS without a handler, as GETXATTR. */
   async listxattr(node: number): Promise<string[]> {
     this.live('listxattr');
     const listxattr = this.fs.listxattr;
-    if (listxattr === undefined) return [];
+    if (listxattr === undefined) throw new FsError(Errno.ENOSYS, 'listxattr');
     return this.call('listxattr', Opcode.LISTXATTR, node, (ctx) => listxattr.call(this.fs, ctx, node));
   }
 
