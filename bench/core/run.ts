@@ -27,6 +27,7 @@ class RangeOnlyStore implements InodeStore {
   load(): Iterable<InodeRecord> { return []; }
   put(): void {}
   delete(): void {}
+  whenDurable(): undefined { return undefined; }
   flush(): Promise<void> { return Promise.resolve(); }
   close(): void {}
 }

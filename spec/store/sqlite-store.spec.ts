@@ -159,6 +159,32 @@ test('flush() calls of one event-loop turn share one commit; an idle flush touch
   t.is(store.stats.commits, before + 2);
 });
 
+test('whenDurable is per number: a row committed earlier never waits for a commit that does not carry it', async (t) => {
+  const store = open(stateFile());
+  t.teardown(() => store.close());
+  const { start } = store.reserve(10);
+  const [a, b, c] = [start, start + 1, start + 2];
+  t.is(store.whenDurable(a), undefined, 'no row, nothing to wait for');
+  store.put(record(a, store.generation, 1));
+  const pa = store.whenDurable(a);
+  t.truthy(pa, 'a queued row waits for the next commit');
+  await pa;
+  t.is(store.whenDurable(a), undefined);
+  store.put(record(b, store.generation, 2));
+  const pb = store.whenDurable(b)!;
+  await new Promise((r) => setImmediate(r)); // the commit carrying b starts
+  t.true(store.dirty, 'a commit is in flight');
+  t.is(store.whenDurable(a), undefined, 'a, committed earlier, does not wait for it');
+  t.is(store.whenDurable(b), pb, 'b waits for the commit that carries it');
+  store.put(record(c, store.generation, 3));
+  const pc = store.whenDurable(c)!;
+  t.not(pc, pb, 'c, queued after that commit started, waits for the next one');
+  await Promise.all([pb, pc]);
+  t.is(store.whenDurable(b), undefined);
+  t.is(store.whenDurable(c), undefined);
+  t.false(store.dirty);
+});
+
 test('generation increments on every open and is stamped on the runs table', (t) => {
   const file = stateFile();
   const gens: number[] = [];

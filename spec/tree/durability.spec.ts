@@ -34,6 +34,60 @@ test('write-ahead: a lookup whose number cannot be made durable answers EIO and 
   t.is(h.table.dentry(e.nodeId)!.lookups, 1);
 });
 
+/** A MemoryStore whose flushes wait while it is held (a slow fsync of someone else's row). */
+class GatedStore extends MemoryStore {
+  private gate: { promise: Promise<void>; open: () => void } | null = null;
+  hold(): void {
+    let open!: () => void;
+    const promise = new Promise<void>((r) => (open = r));
+    this.gate = { promise, open };
+  }
+  release(): void {
+    this.gate?.open();
+    this.gate = null;
+  }
+  override flush(): Promise<void> {
+    const g = this.gate;
+    return g === null ? super.flush() : g.promise.then(() => super.flush());
+  }
+}
+
+function within<T>(p: Promise<T>, ms: number): Promise<T | 'timed out'> {
+  return Promise.race([p, new Promise<'timed out'>((r) => setTimeout(() => r('timed out'), ms))]);
+}
+
+test('durability is per number: known handles answer while another number waits for its commit, which is revealed only after it', async (t) => {
+  const store = new GatedStore();
+  const h = makeTree({ store });
+  const old = h.host.start();
+  const dormant = h.host.start();
+  const e = await h.lookup(PID_DIR, String(old.pid));
+  const ed = await h.lookup(PID_DIR, String(dormant.pid));
+  h.forget(ed.nodeId); // the kernel forgot it: its next lookup reads the host again
+  store.hold();
+  const fresh = h.host.start();
+  let revealed = false;
+  const pf = h.lookup(PID_DIR, String(fresh.pid)).then((x) => {
+    revealed = true;
+    return x;
+  });
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  t.false(revealed, 'a new number is not revealed before its row is durable');
+
+  const r = h.tree.lookup(rc(), PID_DIR, String(old.pid));
+  t.false(r instanceof Promise, 'a known, watched handle is answered in the same turn');
+  t.is((r as { nodeId: number }).nodeId, e.nodeId);
+  h.forget(e.nodeId);
+  const again = await within(h.lookup(PID_DIR, String(dormant.pid)), 2000);
+  t.not(again, 'timed out', 'a number committed earlier does not wait for another row\'s commit');
+  t.is((again as { nodeId: number }).nodeId, ed.nodeId);
+  t.is((await within(h.lookup(BY_INO_DIR, String(e.nodeId)), 2000) as { nodeId: number }).nodeId, e.nodeId);
+  t.false(revealed);
+
+  store.release();
+  t.true((await pf).nodeId > ed.nodeId);
+});
+
 test('write-ahead: an OPEN whose text would show a new number waits for it, and fails without it', async (t) => {
   const store = new FlakyStore();
   const h = makeTree({ store });

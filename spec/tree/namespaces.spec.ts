@@ -202,6 +202,23 @@ test('racing first lookups of a namespace open it once; losers give their hold b
   t.is(h.tree.namespaces.opens, 1);
 });
 
+test('reading a process handle counts as a use of its namespaces: reads within the grace period reopen none', async (t) => {
+  const h = makeTree();
+  const { net, p } = privateNet(h);
+  const e = await h.lookup(PID_DIR, String(p.pid));
+  await h.readFile(e.nodeId);
+  await h.advance(5000); // past the grace period: the holds taken for the first read close
+  await h.readFile(e.nodeId);
+  const opens = h.tree.namespaces.opens;
+  for (let i = 0; i < 3; i++) {
+    await h.advance(500);
+    await h.readFile(e.nodeId);
+  }
+  t.is(h.tree.namespaces.opens, opens, 'no namespace reopened by reads 500 ms apart');
+  await h.advance(5000);
+  t.is(h.host.heldBy('net', net.inum), 0, 'idle for the grace period: the holds are closed');
+});
+
 test('a namespace kept only by a bind-mounted handle is still listed', async (t) => {
   const h = makeTree();
   const { net, p } = privateNet(h);

@@ -316,6 +316,24 @@ export class InodeTable<T> {
     return this.store.dirty ? this.store.flush() : undefined;
   }
 
+  /**
+   * Per number: undefined when the rows of every number in `inos` are durable (a number
+   * committed long ago never waits for another's commit); otherwise a promise that resolves once
+   * they are, and rejects if they cannot be made so.
+   */
+  durableOf(inos: number | Iterable<number>): Promise<void> | undefined {
+    if (typeof inos === 'number') return this.store.whenDurable(inos);
+    let first: Promise<void> | undefined;
+    let more: Set<Promise<void>> | undefined;
+    for (const ino of inos) {
+      const p = this.store.whenDurable(ino);
+      if (p === undefined || p === first) continue;
+      if (first === undefined) first = p;
+      else (more ??= new Set([first])).add(p);
+    }
+    return more === undefined ? first : Promise.all(more).then(() => undefined);
+  }
+
   counters(): TableCounters {
     return {
       inodes: this.byIno.size,

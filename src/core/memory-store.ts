@@ -11,6 +11,8 @@ export class MemoryStore implements InodeStore {
   private high: number;
   private readonly rows = new Map<number, InodeRecord>();
   private changes = 0;
+  /** Numbers whose row changed since the last flush. */
+  private readonly pendingRows = new Set<number>();
 
   constructor(options: { generation?: number; highWater?: number; records?: Iterable<InodeRecord> } = {}) {
     this.generation = options.generation ?? 1;
@@ -45,21 +47,29 @@ export class MemoryStore implements InodeStore {
 
   put(record: InodeRecord): void {
     this.rows.set(record.ino, record);
+    this.pendingRows.add(record.ino);
     this.changes++;
   }
 
   delete(ino: number): void {
     this.rows.delete(ino);
+    this.pendingRows.add(ino);
     this.changes++;
+  }
+
+  whenDurable(ino: number): Promise<void> | undefined {
+    return this.pendingRows.has(ino) ? this.flush() : undefined;
   }
 
   flush(): Promise<void> {
     this.changes = 0;
+    this.pendingRows.clear();
     return Promise.resolve();
   }
 
   close(): void {
     this.changes = 0;
+    this.pendingRows.clear();
   }
 
   /** Test helper: a snapshot of the rows, as a restart would load them. */

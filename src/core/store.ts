@@ -51,6 +51,12 @@ export interface InodeStore {
   delete(ino: number): void;
   /** True while puts or deletes wait for a flush. */
   readonly dirty: boolean;
+  /**
+   * undefined when the row of `ino` has no change waiting or being committed (it is durable, or
+   * there never was one); else a promise that settles as flush() does once that row is durable.
+   * Unlike flush(), never waits for other rows' commits that do not carry this one.
+   */
+  whenDurable(ino: number): Promise<void> | undefined;
   /** Resolves when everything queued before the call is durable; rejects if it cannot be made so. */
   flush(): Promise<void>;
   /** Flushes synchronously and releases the store. */

@@ -257,9 +257,9 @@ export interface LowLevelFileSystem {
   statfs?(ctx: RequestContext, nodeId: number): MaybePromise<StatfsReply>;
   /** Default: 0 (allowed), EROFS when `mask` asks for write access. */
   access?(ctx: RequestContext, nodeId: number, mask: number): MaybePromise<void>;
-  /** Return the whole value; the session handles size probes and ERANGE. Default: ENODATA. */
+  /** Return the whole value; the session handles size probes and ERANGE. Default: ENOSYS (the kernel stops asking). */
   getxattr?(ctx: RequestContext, nodeId: number, name: string): MaybePromise<Buffer>;
-  /** Return the attribute names; the session encodes them. Default: none. */
+  /** Return the attribute names; the session encodes them. Default: ENOSYS, as getxattr. */
   listxattr?(ctx: RequestContext, nodeId: number): MaybePromise<string[]>;
   /** Return the ready events (POLLIN...). Default: DEFAULT_POLLMASK (always ready). */
   poll?(ctx: RequestContext, nodeId: number, fh: number, events: number): MaybePromise<number>;

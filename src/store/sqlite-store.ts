@@ -945,6 +945,18 @@ export class SqliteStore implements InodeStore {
   }
 
   /**
+   * The flush the row of `ino` waits for: the next commit while it is queued, the one in flight
+   * while that carries it, none once it is durable. A row committed long ago never waits for
+   * another row's fsync.
+   */
+  whenDurable(ino: number): Promise<void> | undefined {
+    if (this.queue.has(ino)) return this.flush();
+    const f = this.inFlight;
+    if (f !== undefined && f.batch.has(ino)) return f.deferred.promise;
+    return undefined;
+  }
+
+  /**
    * Group commit. Every flush() of one event-loop turn shares one transaction, started from
    * setImmediate, i.e. after the poll phase has handled every request that was ready; while a
    * commit runs (on the commit thread), new flush() calls wait for the next one, which then

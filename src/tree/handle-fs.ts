@@ -4,9 +4,11 @@
  * with node id == inode number.
  *
  * Rules kept here (docs/tree.md explains them):
- * - A number reaches the kernel (entry, d_ino, a handle's text) only once it is durable:
- *   `table.durable()` is awaited before such a reply; if it fails the lookup is given back and
- *   the request answers EIO.
+ * - A number reaches the kernel (entry, d_ino, a handle's text) only once its own row is durable:
+ *   `table.durableOf()` of the numbers a reply shows is awaited before it (a number committed long
+ *   ago waits for nobody); if it fails the lookup is given back and the request answers EIO.
+ * - LOOKUP and GETATTR of a handle that needs nothing read or committed answer in the same turn,
+ *   without a Promise.
  * - Every positive entry is exactly one lookup in the table (LOOKUP, each READDIRPLUS entry);
  *   FORGET takes back what it names. Static directories are not counted.
  * - Invalidations are never awaited inside a handler; the Invalidator fires and forgets.
@@ -467,50 +469,69 @@ export class HandleTree implements LowLevelFileSystem {
     };
   }
 
-  /** Waits until every number handed out is durable (the write-ahead rule); EIO if it cannot be. */
-  private async durable(): Promise<void> {
-    const p = this.table.durable();
-    if (p === undefined) return;
-    try {
-      await p;
-    } catch (err) {
-      this.storeErrors.error('flush', err, 'inode numbers could not be made durable; not revealing them');
-      fail(Errno.EIO, 'inode store flush failed');
-    }
-    this.storeErrors.resolved('flush', 'inode numbers are made durable again');
+  /**
+   * undefined when the rows of `inos` are durable; else a promise that resolves once they are,
+   * and rejects with EIO if they cannot be made so (the write-ahead rule).
+   */
+  private durable(inos: number | Iterable<number>): Promise<void> | undefined {
+    const p = this.table.durableOf(inos);
+    if (p === undefined) return undefined;
+    return p.then(
+      () => this.storeErrors.resolved('flush', 'inode numbers are made durable again'),
+      (err: unknown) => {
+        this.storeErrors.error('flush', err, 'inode numbers could not be made durable; not revealing them');
+        fail(Errno.EIO, 'inode store flush failed');
+      },
+    );
   }
 
   /**
-   * Turns a held dentry into one kernel lookup and answers with its entry once it is durable;
-   * a handle the caller may not see (hidepid=invisible) is given back and answers `hiddenErrno`.
+   * Turns a held dentry into one kernel lookup and answers with its entry once its number is
+   * durable: at once (no Promise) when nothing must be checked, read or committed. A handle the
+   * caller may not see (hidepid=invisible) is given back and answers `hiddenErrno`.
    */
-  private async reveal(ctx: Caller, d: Dentry<HandleObject>, hiddenErrno: number = Errno.ENOENT): Promise<Entry> {
-    let shown: boolean;
-    try {
-      shown = await this.visible(ctx, d);
-    } catch (err) {
-      this.table.put(d);
-      throw err;
-    }
-    if (!shown || d.released) {
-      if (!d.released) this.table.put(d);
-      fail(hiddenErrno);
-    }
+  private reveal(ctx: Caller, d: Dentry<HandleObject>, hiddenErrno: number = Errno.ENOENT): Entry | Promise<Entry> {
+    if (this.policy.hidepid !== 'invisible' || isPrivileged(ctx)) return this.revealShown(ctx, d);
+    return this.visible(ctx, d).then(
+      (shown) => {
+        if (!shown || d.released) {
+          if (!d.released) this.table.put(d);
+          fail(hiddenErrno);
+        }
+        return this.revealShown(ctx, d);
+      },
+      (err: unknown) => {
+        this.table.put(d);
+        throw err;
+      },
+    );
+  }
+
+  private revealShown(ctx: Caller, d: Dentry<HandleObject>): Entry | Promise<Entry> {
     this.table.addLookups(d, 1);
     this.table.put(d);
     this.engage(d, isPrivileged(ctx));
-    try {
-      await this.durable();
-    } catch (err) {
-      this.table.forget(d.ino, 1);
-      throw err;
-    }
-    return this.entryOf(d);
+    const p = this.durable(d.ino);
+    if (p === undefined) return this.entryOf(d);
+    return p.then(
+      () => this.entryOf(d),
+      (err: unknown) => {
+        this.table.forget(d.ino, 1);
+        throw err;
+      },
+    );
+  }
+
+  private revealOrEnoent(ctx: Caller, p: Promise<Dentry<HandleObject> | null>): Promise<Entry> {
+    return p.then((d) => {
+      if (d === null) fail(Errno.ENOENT);
+      return this.reveal(ctx, d);
+    });
   }
 
   // ---- LOOKUP / FORGET / GETATTR ----
 
-  async lookup(ctx: RequestContext, parent: number, name: string): Promise<Entry> {
+  lookup(ctx: RequestContext, parent: number, name: string): Entry | Promise<Entry> {
     if (nameTooLong(name)) fail(Errno.ENAMETOOLONG);
     if (name === '.' || name === '..') return this.lookupDot(ctx, parent, name);
     if (!isStatic(parent)) fail(this.table.inode(parent) !== undefined ? Errno.ENOTDIR : Errno.ENOENT);
@@ -518,9 +539,8 @@ export class HandleTree implements LowLevelFileSystem {
     if (parent === PID_DIR) {
       const pid = parsePidName(name);
       if (pid === undefined) fail(Errno.ENOENT);
-      const d = await this.processes.acquire(pid);
-      if (d === null) fail(Errno.ENOENT);
-      return this.reveal(ctx, d);
+      const known = this.processes.acquireTrusted(pid);
+      return known !== null ? this.reveal(ctx, known) : this.revealOrEnoent(ctx, this.processes.acquire(pid));
     }
     if (parent === BY_INO_DIR) {
       const ino = parseInoName(name);
@@ -531,9 +551,8 @@ export class HandleTree implements LowLevelFileSystem {
     if (type !== undefined) {
       const inum = parseInumName(name);
       if (inum === undefined) fail(Errno.ENOENT);
-      const d = await this.namespaces.acquire(type, inum);
-      if (d === null) fail(Errno.ENOENT);
-      return this.reveal(ctx, d);
+      const known = this.namespaces.acquireTrusted(type, inum);
+      return known !== null ? this.reveal(ctx, known) : this.revealOrEnoent(ctx, this.namespaces.acquire(type, inum));
     }
     const child = staticChild(parent, name);
     if (child === undefined) fail(Errno.ENOENT);
@@ -541,7 +560,7 @@ export class HandleTree implements LowLevelFileSystem {
   }
 
   /** "." and ".." (FUSE_EXPORT_SUPPORT: the kernel decodes a file handle with LOOKUP "." on its node id). */
-  private async lookupDot(ctx: Caller, parent: number, name: '.' | '..'): Promise<Entry> {
+  private lookupDot(ctx: Caller, parent: number, name: '.' | '..'): Entry | Promise<Entry> {
     const st = STATIC_NODES.get(parent);
     if (st !== undefined) return this.staticEntry(name === '.' ? parent : st.parent);
     if (isStatic(parent)) fail(Errno.ESTALE);
@@ -550,10 +569,14 @@ export class HandleTree implements LowLevelFileSystem {
   }
 
   /** A handle by its number: a dead one is gone (errno); a dormant one is re-validated first. */
-  private async lookupIno(ctx: Caller, ino: number, errno: number): Promise<Entry> {
-    const d = await this.acquireIno(ino);
-    if (d === null) fail(errno);
-    return this.reveal(ctx, d, errno);
+  private lookupIno(ctx: Caller, ino: number, errno: number): Entry | Promise<Entry> {
+    const inode = this.table.inode(ino);
+    if (inode === undefined || this.table.isDead(inode)) fail(errno);
+    if (inode.kind === PROCESS_KIND && this.processes.trusted(inode)) return this.reveal(ctx, this.table.get(inode.dentry!), errno);
+    return this.acquireIno(ino).then((d) => {
+      if (d === null) fail(errno);
+      return this.reveal(ctx, d, errno);
+    });
   }
 
   private async acquireIno(ino: number): Promise<Dentry<HandleObject> | null> {
@@ -804,7 +827,7 @@ export class HandleTree implements LowLevelFileSystem {
     try {
       const o = d.object;
       const text = o instanceof ProcObject ? await this.renderProcess(d, o, holds, caller) : await this.renderNamespace(d, o, holds);
-      await this.durable();
+      await this.durable([d.ino, ...holds.map((h) => h.ino)]);
       return Buffer.from(text, 'utf8');
     } finally {
       putAll(this.table, holds);
@@ -833,6 +856,8 @@ export class HandleTree implements LowLevelFileSystem {
           const nd = await this.namespaces.acquire(type, inum).catch(() => null);
           if (nd === null) return UNREADABLE;
           holds.push(nd);
+          // A use: the hold stays open for the grace period, so the next read does not reopen it.
+          if (nd.object instanceof NsObject) this.namespaces.touch(nd.object);
           return String(nd.ino);
         }),
       );
@@ -859,6 +884,7 @@ export class HandleTree implements LowLevelFileSystem {
       const nd = await this.namespaces.acquire(type, r.inum, r.nsId ?? undefined).catch(() => null);
       if (nd === null) return UNREADABLE;
       holds.push(nd);
+      if (nd.object instanceof NsObject) this.namespaces.touch(nd.object);
       return String(nd.ino);
     };
     const owner = await ref('user', info.owner);
@@ -1029,7 +1055,7 @@ export class HandleTree implements LowLevelFileSystem {
         }
       }
       try {
-        await this.durable();
+        await this.durable(held.map((d) => d.ino));
       } catch (err) {
         for (const d of looked) this.table.forget(d.ino, 1);
         throw err;

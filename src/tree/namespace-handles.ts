@@ -127,19 +127,22 @@ export class NamespaceHandles {
     return o instanceof NsObject && o.held && !this.ctx.table.isDead(inode);
   }
 
+  /** acquire() of a namespace we hold open, without asking the host; null if it is not such a one. */
+  acquireTrusted(type: NsType, inum: number, nsId?: string): Dentry<HandleObject> | null {
+    const known = this.current(inum);
+    if (known === undefined || !this.trusted(known)) return null;
+    const o = known.object as NsObject;
+    if (o.type !== type || (nsId !== undefined && o.info.nsId !== nsId)) return null;
+    return this.ctx.table.instantiate(namespaceIdentity(o.info), o);
+  }
+
   /**
    * The dentry of namespace (type, inum) with one hold, or null if unreachable. With nsId, only
    * that incarnation (a reused inum names another namespace).
    */
   async acquire(type: NsType, inum: number, nsId?: string): Promise<Dentry<HandleObject> | null> {
-    const table = this.ctx.table;
-    const known = this.current(inum);
-    if (known !== undefined && this.trusted(known)) {
-      const o = known.object as NsObject;
-      if (o.type === type && (nsId === undefined || o.info.nsId === nsId)) {
-        return table.instantiate(namespaceIdentity(o.info), o);
-      }
-    }
+    const known = this.acquireTrusted(type, inum, nsId);
+    if (known !== null) return known;
     for (let attempt = 0; attempt < 2; attempt++) {
       const fresh = await this.open(type, inum, nsId);
       if (fresh === null) return null;

@@ -105,10 +105,16 @@ export class ProcessHandles {
     return inode.dentry !== null && o instanceof ProcObject && o.unwatch !== null && !this.ctx.table.isDead(inode);
   }
 
+  /** The dentry of a trusted process handle under `pid` with one hold, without reading /proc; else null. */
+  acquireTrusted(pid: number): Dentry<HandleObject> | null {
+    const known = this.current(pid);
+    return known !== undefined && this.trusted(known) ? this.ctx.table.get(known.dentry!) : null;
+  }
+
   /** The dentry of process `pid` with one hold, or null if it does not exist. */
   async acquire(pid: number): Promise<Dentry<HandleObject> | null> {
-    const known = this.current(pid);
-    if (known !== undefined && this.trusted(known)) return this.ctx.table.get(known.dentry!);
+    const known = this.acquireTrusted(pid);
+    if (known !== null) return known;
     for (let attempt = 0; attempt < 2; attempt++) {
       const obj = await this.resolve(pid);
       if (obj === null) return null;
