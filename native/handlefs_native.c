@@ -11,6 +11,15 @@
  *                                            first time fd becomes readable, then stops
  *   unwatch(handle)           -> boolean     stops a watch that has not fired (true if it was
  *                                            still active); idempotent
+ *   readProc(dir, wantIno, links) -> array   one process's /proc files in one call, no thread
+ *                                            hop: [stat, pidfsIno, status, cgroup, ...readlink
+ *                                            of dir/ns/<link> per link, stat again]. A file is
+ *                                            its text, or its errno (a positive number) when it
+ *                                            could not be read. pidfsIno: the inode of a pidfd
+ *                                            of the pid (dir's last component) when wantIno,
+ *                                            else 0; -errno if pidfd_open/fstat failed. When the
+ *                                            first stat fails the array has that one element;
+ *                                            when pidfsIno fails, those two.
  *
  * Failures throw an Error whose .code is the errno name ("ESRCH", "EACCES", "ENOTTY", ...),
  * with .errno (number) and .syscall set, like Node's own system errors.
@@ -24,7 +33,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -308,6 +320,135 @@ static napi_value unwatch_js(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* readProc(dir, wantIno, links) */
+
+/* Reads a whole /proc file into *buf (grown as needed, up to 1 MiB); returns its length or -errno. */
+static ssize_t read_whole(const char *path, char **buf, size_t *cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  size_t len = 0;
+  for (;;) {
+    if (len == *cap) {
+      if (*cap >= (1u << 20)) break; /* longer than any file we read: keep the first MiB */
+      size_t ncap = *cap * 2;
+      char *nb = realloc(*buf, ncap);
+      if (nb == NULL) {
+        close(fd);
+        return -ENOMEM;
+      }
+      *buf = nb;
+      *cap = ncap;
+    }
+    ssize_t n = read(fd, *buf + len, *cap - len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      close(fd);
+      return -e;
+    }
+    if (n == 0) break;
+    len += (size_t)n;
+  }
+  close(fd);
+  return (ssize_t)len;
+}
+
+/* Sets result[i] to the text (len >= 0) or the errno (len < 0). */
+static int put_text(napi_env env, napi_value result, uint32_t i, const char *text, ssize_t len) {
+  napi_value v;
+  if (len < 0) {
+    if (napi_create_int32(env, (int32_t)-len, &v) != napi_ok) return 0;
+  } else if (napi_create_string_utf8(env, text, (size_t)len, &v) != napi_ok) {
+    return 0;
+  }
+  return napi_set_element(env, result, i, v) == napi_ok;
+}
+
+static napi_value read_proc_js(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char dir[256]; /* a /proc/PID path: short, so every path built below fits PATH_MAX */
+  size_t dlen = 0;
+  bool want_ino = false;
+  uint32_t nlinks = 0;
+  bool is_array = false;
+  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], dir, sizeof dir, &dlen) != napi_ok || dlen == 0 || dlen >= sizeof dir - 1 ||
+      napi_get_value_bool(env, argv[1], &want_ino) != napi_ok || napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[2], &nlinks) != napi_ok || nlinks > 32)
+    return throw_type(env, "readProc(dir, wantIno, links): a /proc/PID path, a boolean and at most 32 link names");
+  const char *slash = strrchr(dir, '/');
+  long pid = slash == NULL ? 0 : strtol(slash + 1, NULL, 10);
+  if (want_ino && pid <= 0) return throw_type(env, "readProc: the directory must end in a pid when wantIno");
+
+  napi_value result;
+  NAPI_CALL(env, napi_create_array(env, &result));
+  size_t cap = 4096;
+  char *buf = malloc(cap);
+  if (buf == NULL) return throw_errno(env, ENOMEM, "malloc");
+  char path[PATH_MAX];
+  uint32_t i = 0;
+  int ok = 1;
+
+  snprintf(path, sizeof path, "%s/stat", dir);
+  ssize_t n = read_whole(path, &buf, &cap);
+  ok = put_text(env, result, i++, buf, n);
+  if (!ok || n < 0) goto done;
+
+  double ino = 0;
+  if (want_ino) {
+    long fd = syscall(__NR_pidfd_open, (pid_t)pid, 0);
+    if (fd < 0) {
+      ino = -errno;
+    } else {
+      struct stat st;
+      ino = fstat((int)fd, &st) == 0 ? (double)st.st_ino : -errno;
+      close((int)fd);
+    }
+  }
+  napi_value v;
+  if (napi_create_double(env, ino, &v) != napi_ok || napi_set_element(env, result, i++, v) != napi_ok) {
+    ok = 0;
+    goto done;
+  }
+  if (ino < 0) goto done;
+
+  snprintf(path, sizeof path, "%s/status", dir);
+  n = read_whole(path, &buf, &cap);
+  if (!(ok = put_text(env, result, i++, buf, n))) goto done;
+  snprintf(path, sizeof path, "%s/cgroup", dir);
+  n = read_whole(path, &buf, &cap);
+  if (!(ok = put_text(env, result, i++, buf, n))) goto done;
+  for (uint32_t k = 0; k < nlinks; k++) {
+    napi_value name_v;
+    char name[64];
+    size_t name_len = 0;
+    if (napi_get_element(env, argv[2], k, &name_v) != napi_ok ||
+        napi_get_value_string_utf8(env, name_v, name, sizeof name, &name_len) != napi_ok) {
+      ok = 0;
+      goto done;
+    }
+    snprintf(path, sizeof path, "%s/ns/%s", dir, name);
+    ssize_t r = readlink(path, buf, cap);
+    if (r < 0) r = -errno;
+    if (!(ok = put_text(env, result, i++, buf, r))) goto done;
+  }
+  snprintf(path, sizeof path, "%s/stat", dir);
+  n = read_whole(path, &buf, &cap);
+  ok = put_text(env, result, i++, buf, n);
+
+done:
+  free(buf);
+  if (!ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) napi_throw_error(env, NULL, "readProc: N-API call failed");
+    return NULL;
+  }
+  return result;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
@@ -315,6 +456,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     {"nsIoctl", NULL, ns_ioctl_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"watchFd", NULL, watch_fd_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"unwatch", NULL, unwatch_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"readProc", NULL, read_proc_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

@@ -77,6 +77,52 @@ test('read(process.pid) matches what Node knows', async (t) => {
   t.is(Object.keys(info!.namespaces).length, 8);
 });
 
+nativeTest('the one-call native read and the per-file read agree, field for field (pid 1 too, whose ns links are refused)', async (t) => {
+  t.is(typeof native!.readProc, 'function', 'the helper has readProc');
+  const fast = source();
+  const slow = new ProcProcessSource({ logger, hostIds, native: null, exitWatcher: new ExitWatcher({ logger, native }) });
+  t.teardown(() => {
+    fast.close();
+    slow.close();
+  });
+  for (const pid of [process.pid, 1]) {
+    const a = (await fast.read(pid))!;
+    const b = (await slow.read(pid))!;
+    const { incarnation: ia, state: sa, ...ra } = a;
+    const { incarnation: ib, state: sb, ...rb } = b;
+    t.deepEqual(ra, rb, `pid ${pid}`);
+    t.true(ia > 0 && ib === b.startTime);
+    t.truthy(sa && sb);
+  }
+  t.is(await fast.read(0x3fffffff), null);
+});
+
+nativeTest('watchExit with the incarnation: the pidfd is checked against it (another process fires at once, ours on its exit)', async (t) => {
+  const src = source();
+  t.teardown(() => src.close());
+  const child = await spawnSleeper();
+  t.teardown(() => child.kill('SIGKILL'));
+  const info = (await src.read(child.pid))!;
+  await new Promise<void>((resolve) => src.watchExit(child.pid, info.startTime, resolve, info.incarnation + 1));
+  let fired = false;
+  const ours = new Promise<void>((resolve) =>
+    src.watchExit(
+      child.pid,
+      info.startTime,
+      () => {
+        fired = true;
+        resolve();
+      },
+      info.incarnation,
+    ),
+  );
+  await new Promise((r) => setTimeout(r, 100));
+  t.false(fired, 'the process it was read as lives');
+  child.kill('SIGKILL');
+  await ours;
+  t.true(fired);
+});
+
 test('read(1): returned, with namespaces reported unreadable when EACCES', async (t) => {
   const info = await source().read(1);
   t.truthy(info);

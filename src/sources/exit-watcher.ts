@@ -10,7 +10,7 @@
  * Without the helper (not built), or when pidfd_open fails for lack of descriptors, a shared
  * timer re-reads /proc/PID/stat of each such process every `pollIntervalMs` instead.
  */
-import { closeSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { errnoCode, tryLoadNative, type FdWatch, type NativeHelper } from './native.js';
@@ -34,6 +34,8 @@ interface Entry {
   key: string;
   pid: number;
   startTime: number;
+  /** The pidfs inode number of the watched process, when known: checked on the watch's own pidfd. */
+  pidfsIno: number | undefined;
   listeners: Set<Listener>;
   done: boolean;
   fd: number | null;
@@ -82,15 +84,16 @@ export class ExitWatcher {
   }
 
   /** See ProcessSource.watchExit. */
-  watch(pid: number, startTime: number, onExit: () => void): () => void {
+  watch(pid: number, startTime: number, onExit: () => void, pidfsIno?: number): () => void {
     if (this.closed) throw new Error('ExitWatcher is closed');
-    const key = `${pid}:${startTime}`;
+    const key = `${pid}:${startTime}:${pidfsIno ?? ''}`;
     let entry = this.entries.get(key);
     if (!entry) {
       entry = {
         key,
         pid,
         startTime,
+        pidfsIno,
         listeners: new Set(),
         done: false,
         fd: null,
@@ -158,8 +161,21 @@ export class ExitWatcher {
       this.startPolling(entry);
       return;
     }
-    // The pidfd may name a process that reused the pid: check the start time after opening.
-    void this.verify(entry);
+    // The pidfd may name a process that reused the pid: check its pidfs inode (one fstat) when
+    // known, else the start time after opening.
+    if (entry.pidfsIno === undefined) {
+      void this.verify(entry);
+      return;
+    }
+    let ino: number | undefined;
+    try {
+      ino = fstatSync(fd).ino;
+    } catch (err) {
+      this.logger.debug({ pid: entry.pid, err }, 'exit watcher: fstat of a pidfd failed; checking the start time');
+      void this.verify(entry);
+      return;
+    }
+    if (ino !== entry.pidfsIno) queueMicrotask(() => this.fire(entry));
   }
 
   private async verify(entry: Entry): Promise<void> {

@@ -28,6 +28,14 @@ export interface NativeHelper {
   watchFd(fd: number, callback: () => void): FdWatch;
   /** Stops a watch; true if it was still active. Idempotent. */
   unwatch(handle: FdWatch): boolean;
+  /**
+   * One process's /proc files in one synchronous call: [stat, pidfsIno, status, cgroup, ...the
+   * readlink of dir/ns/<link> per link, stat again]. A file is its text, or its errno (a positive
+   * number). pidfsIno: inode of a pidfd of the pid when wantIno (else 0), -errno on failure. The
+   * array stops after a failed first stat (1 element) or a failed pidfsIno (2). Absent from
+   * helpers built before it existed.
+   */
+  readProc?(dir: string, wantIno: boolean, links: readonly string[]): Array<string | number>;
 }
 
 /** An Error from the helper: .code is the errno name ('ESRCH', 'EACCES', 'ENOTTY', ...). */

@@ -4,6 +4,7 @@
  */
 import { closeSync, fstatSync } from 'node:fs';
 import { readdir, readFile, readlink, stat as statPath } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
 import type { Logger } from 'pino';
 import { ExitWatcher, readStat } from './exit-watcher.js';
 import { tryLoadNative, type NativeHelper } from './native.js';
@@ -12,8 +13,10 @@ import {
   NS_LINKS,
   parseCgroup,
   parseNsLink,
+  parseStat,
   parseStatus,
   primaryCgroupPath,
+  type StatFields,
   type StatusFields,
 } from './parse.js';
 import { HostReadError, type HostIds, type NsType, type ProcessField, type ProcessInfo, type ProcessSource } from './types.js';
@@ -44,6 +47,20 @@ async function attempt<T>(fn: () => Promise<T>): Promise<ReadResult<T>> {
       : { ok: false, kind: classifyProcError(err), code };
   }
 }
+
+/** The errno names of the helper's numbers. */
+const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+
+/** A file the native helper read: its text, or an error shaped like Node's (code = errno name). */
+function fromNative(v: string | number | undefined): ReadResult<string> {
+  if (typeof v === 'string') return { ok: true, value: v };
+  const code = typeof v === 'number' ? (ERRNO_NAMES.get(v) ?? `E${v}`) : 'EIO';
+  return { ok: false, kind: classifyProcError({ code }), code };
+}
+
+/** The ns links a process is read with (its own namespaces, not those for its children). */
+const OWN_NS_LINKS = NS_LINKS.filter((l) => !l.forChildren);
+const OWN_NS_LINK_NAMES = OWN_NS_LINKS.map((l) => l.link);
 
 /** Reads of one process that raced with pid reuse are retried this many times. */
 const MAX_READ_ATTEMPTS = 3;
@@ -130,8 +147,9 @@ export class ProcProcessSource implements ProcessSource {
     }
   }
 
-  watchExit(pid: number, startTime: number, onExit: () => void): () => void {
-    return this.exitWatcher.watch(pid, startTime, onExit);
+  watchExit(pid: number, startTime: number, onExit: () => void, incarnation?: number): () => void {
+    // With the native helper, incarnations are pidfs inode numbers: the watcher's own pidfd can be checked against them.
+    return this.exitWatcher.watch(pid, startTime, onExit, this.native !== null ? incarnation : undefined);
   }
 
   /** Stops exit watches of the watcher this source created. */
@@ -140,6 +158,7 @@ export class ProcProcessSource implements ProcessSource {
   }
 
   private async readOnce(pid: number): Promise<ProcessInfo | null | 'raced'> {
+    if (this.native?.readProc !== undefined) return this.readOnceNative(pid, this.native.readProc.bind(this.native));
     const dir = `${this.procRoot}/${pid}`;
     // Only "no such process/file" means gone (readStat answers null); anything else (EMFILE,
     // ENOMEM, ...) is an error for the caller to report, never a death certificate.
@@ -154,13 +173,60 @@ export class ProcProcessSource implements ProcessSource {
       this.readNamespaces(dir),
       statPath(dir).then((st) => st.uid, () => null),
     ]);
+    this.checkReads(dir, status, cgroup, namespaces);
+
+    // Everything above must describe the same process: the pid may have been reused meanwhile.
+    const again = await this.stat(pid);
+    return this.assemble(pid, stat, again, incarnation, status, cgroup, namespaces);
+  }
+
+  /**
+   * readOnce() in one synchronous call of the native helper: the same files, the same rules, no
+   * thread-pool round trip per file (a first lookup paid about 25 of them). /proc reads of
+   * stat, status, cgroup and ns links never wait for anything a FUSE answer would finish.
+   */
+  private readOnceNative(pid: number, readProc: NonNullable<NativeHelper['readProc']>): ProcessInfo | null | 'raced' {
+    const dir = `${this.procRoot}/${pid}`;
+    const r = readProc(dir, true, OWN_NS_LINK_NAMES);
+    const first = fromNative(r[0]);
+    if (!first.ok) {
+      if (first.kind === 'gone') return null;
+      throw new HostReadError(`reading ${dir}/stat`, first);
+    }
+    const stat = parseStat(first.value);
+    if (stat === null) return null;
+    const ino = r[1] as number;
+    if (ino < 0) {
+      const code = ERRNO_NAMES.get(-ino);
+      if (code === 'ESRCH' || code === 'EINVAL' || code === 'ENOENT') return null;
+      throw new HostReadError(`pidfd_open(${pid})`, { code });
+    }
+    const status = fromNative(r[2]);
+    const cgroup = fromNative(r[3]);
+    const namespaces = this.namespacesFrom(OWN_NS_LINK_NAMES.map((_, i) => fromNative(r[4 + i])));
+    this.checkReads(dir, status, cgroup, namespaces);
+    const last = fromNative(r[4 + OWN_NS_LINK_NAMES.length]);
+    if (!last.ok && last.kind !== 'gone') throw new HostReadError(`reading ${dir}/stat`, last);
+    return this.assemble(pid, stat, last.ok ? parseStat(last.value) : null, ino, status, cgroup, namespaces);
+  }
+
+  private checkReads(dir: string, status: ReadResult<string>, cgroup: ReadResult<string>, namespaces: { error?: { code?: string } }): void {
     for (const [file, r] of [['status', status], ['cgroup', cgroup]] as const) {
       if (!r.ok && r.kind === 'other') throw new HostReadError(`reading ${dir}/${file}`, r);
     }
     if (namespaces.error !== undefined) throw new HostReadError(`reading ${dir}/ns`, namespaces.error);
+  }
 
-    // Everything above must describe the same process: the pid may have been reused meanwhile.
-    const again = await this.stat(pid);
+  /** The ProcessInfo of what was read, if the second stat read shows the same process. */
+  private assemble(
+    pid: number,
+    stat: StatFields,
+    again: StatFields | null,
+    incarnation: number,
+    status: ReadResult<string>,
+    cgroup: ReadResult<string>,
+    namespaces: { map: Partial<Record<NsType, number>>; failed: boolean },
+  ): ProcessInfo | null | 'raced' {
     if (again === null) return null;
     if (again.startTime !== stat.startTime) return 'raced';
 
@@ -209,8 +275,11 @@ export class ProcProcessSource implements ProcessSource {
   private async readNamespaces(
     dir: string,
   ): Promise<{ map: Partial<Record<NsType, number>>; failed: boolean; error?: { code?: string } }> {
-    const links = NS_LINKS.filter((l) => !l.forChildren);
-    const results = await Promise.all(links.map((l) => attempt(() => readlink(`${dir}/ns/${l.link}`))));
+    return this.namespacesFrom(await Promise.all(OWN_NS_LINKS.map((l) => attempt(() => readlink(`${dir}/ns/${l.link}`)))));
+  }
+
+  private namespacesFrom(results: ReadResult<string>[]): { map: Partial<Record<NsType, number>>; failed: boolean; error?: { code?: string } } {
+    const links = OWN_NS_LINKS;
     const map: Partial<Record<NsType, number>> = {};
     let failed = false;
     let error: { code?: string } | undefined;

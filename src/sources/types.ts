@@ -96,9 +96,11 @@ export interface ProcessSource {
    * Calls onExit once, asynchronously (never from inside watchExit), when the process
    * (pid, startTime) has exited — becoming a zombie counts — or at once if it already has or
    * the pid now names another start time. Returns an idempotent disposer; after it is called
-   * onExit is never called.
+   * onExit is never called. `incarnation`, when given, is the one read() reported: a source
+   * whose incarnations are pidfs inode numbers checks the watched process against it (one fstat)
+   * instead of reading /proc again.
    */
-  watchExit(pid: number, startTime: number, onExit: () => void): () => void;
+  watchExit(pid: number, startTime: number, onExit: () => void, incarnation?: number): () => void;
 }
 
 /** A namespace named by its nsfs inode number and, where the kernel has it, its 64-bit id. */

@@ -166,11 +166,16 @@ export class ProcessHandles {
     if (!(o instanceof ProcObject) || o.unwatch !== null || d.released || this.ctx.table.isDead(d.inode)) return;
     const identity = processIdentity(o.info);
     let fired = false;
-    const unwatch = this.source.watchExit(o.pid, o.startTime, () => {
-      fired = true;
-      if (o.unwatch === unwatch) o.unwatch = null;
-      this.ctx.table.objectGone(identity);
-    });
+    const unwatch = this.source.watchExit(
+      o.pid,
+      o.startTime,
+      () => {
+        fired = true;
+        if (o.unwatch === unwatch) o.unwatch = null;
+        this.ctx.table.objectGone(identity);
+      },
+      o.info.incarnation,
+    );
     if (!fired) o.unwatch = unwatch;
   }
 
