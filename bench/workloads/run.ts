@@ -154,7 +154,7 @@ class Procs {
     track(child);
     const line = await new Promise<string>((resolve, reject) => {
       let buf = '';
-      const t = setTimeout(() => reject(new Error('procs helper did not start')), 120_000);
+      const t = setTimeout(() => reject(new Error('procs helper did not start')), 900_000);
       child.stdout!.on('data', (d: Buffer) => {
         buf += d.toString();
         if (buf.includes('\n')) {
@@ -256,6 +256,7 @@ async function main(): Promise<void> {
         await procs.stop();
       }
       results.push(r);
+      report(results, old, t0); // partial figures survive a later failure
     }
   } finally {
     if (fs.existsSync(log)) {
@@ -264,6 +265,10 @@ async function main(): Promise<void> {
     }
     cleanupAll();
   }
+  report(results, old, t0);
+}
+
+function report(results: PerCount[], old: Old | null, t0: number): void {
   const elapsed = (Date.now() - t0) / 1000;
 
   const L: string[] = [];
