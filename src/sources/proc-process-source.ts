@@ -2,7 +2,7 @@
  * ProcessSource over /proc: list() reads the /proc directory, read() reads
  * /proc/PID/{stat,status,cgroup} and the /proc/PID/ns/* links, watchExit() uses the ExitWatcher.
  */
-import { closeSync, fstatSync } from 'node:fs';
+import { closeSync, fstatSync, statSync } from 'node:fs';
 import { readdir, readFile, readlink, stat as statPath } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import type { Logger } from 'pino';
@@ -177,7 +177,7 @@ export class ProcProcessSource implements ProcessSource {
 
     // Everything above must describe the same process: the pid may have been reused meanwhile.
     const again = await this.stat(pid);
-    return this.assemble(pid, stat, again, incarnation, status, cgroup, namespaces);
+    return this.assemble(pid, stat, again, incarnation, status, cgroup, namespaces, owner);
   }
 
   /**
@@ -207,7 +207,13 @@ export class ProcProcessSource implements ProcessSource {
     this.checkReads(dir, status, cgroup, namespaces);
     const last = fromNative(r[4 + OWN_NS_LINK_NAMES.length]);
     if (!last.ok && last.kind !== 'gone') throw new HostReadError(`reading ${dir}/stat`, last);
-    return this.assemble(pid, stat, last.ok ? parseStat(last.value) : null, ino, status, cgroup, namespaces);
+    let owner: number | null = null;
+    try {
+      owner = statSync(dir).uid;
+    } catch {
+      owner = null;
+    }
+    return this.assemble(pid, stat, last.ok ? parseStat(last.value) : null, ino, status, cgroup, namespaces, owner);
   }
 
   private checkReads(dir: string, status: ReadResult<string>, cgroup: ReadResult<string>, namespaces: { error?: { code?: string } }): void {
@@ -226,6 +232,7 @@ export class ProcProcessSource implements ProcessSource {
     status: ReadResult<string>,
     cgroup: ReadResult<string>,
     namespaces: { map: Partial<Record<NsType, number>>; failed: boolean },
+    owner: number | null,
   ): ProcessInfo | null | 'raced' {
     if (again === null) return null;
     if (again.startTime !== stat.startTime) return 'raced';
