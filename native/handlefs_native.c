@@ -20,6 +20,16 @@
  *                                            else 0; -errno if pidfd_open/fstat failed. When the
  *                                            first stat fails the array has that one element;
  *                                            when pidfsIno fails, those two.
+ *   pidfdInfo(fd)             -> {mask, pid, ruid, euid, suid, exitStatus}
+ *                                            PIDFD_GET_INFO (6.13) asking for PID, CREDS and EXIT
+ *                                            (6.15): a live or zombie process answers PID|CREDS, a
+ *                                            reaped one EXIT (exitStatus in wait-status form, -1
+ *                                            when absent); ESRCH once reaped on older kernels
+ *   pidfdSendSignal(fd, sig)  -> undefined   pidfd_send_signal(2): signals exactly that process
+ *   peerCred(sock)            -> {pid, uid, gid, ruid}
+ *                                            SO_PEERCRED of a connected unix socket (uid is the
+ *                                            effective uid); ruid through SO_PEERPIDFD where the
+ *                                            kernel has it (6.5), else equal to uid
  *
  * Failures throw an Error whose .code is the errno name ("ESRCH", "EACCES", "ENOTTY", ...),
  * with .errno (number) and .syscall set, like Node's own system errors.
@@ -37,6 +47,7 @@
 #include <limits.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -69,6 +80,27 @@
 #define NS_GET_ID _IOR(HFS_NSIO, 0xd, uint64_t) /* 6.18 */
 #endif
 
+#ifndef __NR_pidfd_send_signal
+#define __NR_pidfd_send_signal 424
+#endif
+
+/* linux/pidfd.h (6.13+); the headers here may predate it. The kernel accepts any size it knows. */
+struct hfs_pidfd_info {
+  uint64_t mask;
+  uint64_t cgroupid;
+  uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+  int32_t exit_code;
+  uint32_t coredump_mask, spare1;
+  uint64_t spare2;
+};
+#define HFS_PIDFD_GET_INFO _IOWR(0xFF, 11, struct hfs_pidfd_info)
+#define HFS_PIDFD_INFO_PID (1ULL << 0)
+#define HFS_PIDFD_INFO_CREDS (1ULL << 1)
+#define HFS_PIDFD_INFO_EXIT (1ULL << 3)
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
 /* ------------------------------------------------------------------------------------------ */
 /* errors */
 
@@ -95,6 +127,8 @@ static const char *errno_name(int err) {
     case ENOSYS: return "ENOSYS";
     case EOPNOTSUPP: return "EOPNOTSUPP";
     case EOVERFLOW: return "EOVERFLOW";
+    case ENOPROTOOPT: return "ENOPROTOOPT";
+    case ENOTSOCK: return "ENOTSOCK";
     default: return "EUNKNOWN";
   }
 }
@@ -446,6 +480,82 @@ done:
     return NULL;
   }
   return result;
+/* pidfdInfo(fd) / pidfdSendSignal(fd, sig) / peerCred(sock) */
+
+static int set_u32(napi_env env, napi_value obj, const char *name, uint32_t v) {
+  napi_value x;
+  if (napi_create_uint32(env, v, &x) != napi_ok) return 0;
+  return napi_set_named_property(env, obj, name, x) == napi_ok;
+}
+
+static int set_i32(napi_env env, napi_value obj, const char *name, int32_t v) {
+  napi_value x;
+  if (napi_create_int32(env, v, &x) != napi_ok) return 0;
+  return napi_set_named_property(env, obj, name, x) == napi_ok;
+}
+
+static napi_value pidfd_info_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  if (argc < 1 || !get_int_arg(env, argv[0], &fd) || fd < 0)
+    return throw_type(env, "pidfdInfo(fd): fd must be a non-negative integer");
+  struct hfs_pidfd_info pi;
+  memset(&pi, 0, sizeof pi);
+  pi.mask = HFS_PIDFD_INFO_PID | HFS_PIDFD_INFO_CREDS | HFS_PIDFD_INFO_EXIT;
+  if (ioctl(fd, HFS_PIDFD_GET_INFO, &pi) < 0) return throw_errno(env, errno, "PIDFD_GET_INFO");
+  napi_value out;
+  NAPI_CALL(env, napi_create_object(env, &out));
+  int has_pid = (pi.mask & HFS_PIDFD_INFO_PID) != 0, has_creds = (pi.mask & HFS_PIDFD_INFO_CREDS) != 0;
+  if (!set_u32(env, out, "mask", (uint32_t)pi.mask) || !set_i32(env, out, "pid", has_pid ? (int32_t)pi.pid : -1) ||
+      !set_i32(env, out, "ruid", has_creds ? (int32_t)pi.ruid : -1) ||
+      !set_i32(env, out, "euid", has_creds ? (int32_t)pi.euid : -1) ||
+      !set_i32(env, out, "suid", has_creds ? (int32_t)pi.suid : -1) ||
+      !set_i32(env, out, "exitStatus", (pi.mask & HFS_PIDFD_INFO_EXIT) ? pi.exit_code : -1))
+    return NULL;
+  return out;
+}
+
+static napi_value pidfd_send_signal_js(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd, sig;
+  if (argc < 2 || !get_int_arg(env, argv[0], &fd) || fd < 0 || !get_int_arg(env, argv[1], &sig) || sig < 0 || sig > 64)
+    return throw_type(env, "pidfdSendSignal(fd, sig): fd must be a descriptor and sig 0..64");
+  if (syscall(__NR_pidfd_send_signal, fd, sig, NULL, 0) < 0) return throw_errno(env, errno, "pidfd_send_signal");
+  napi_value undef;
+  NAPI_CALL(env, napi_get_undefined(env, &undef));
+  return undef;
+}
+
+static napi_value peer_cred_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t sock;
+  if (argc < 1 || !get_int_arg(env, argv[0], &sock) || sock < 0)
+    return throw_type(env, "peerCred(sock): sock must be a non-negative integer");
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return throw_errno(env, errno, "SO_PEERCRED");
+  uint32_t ruid = cred.uid;
+  int pidfd = -1;
+  len = sizeof pidfd;
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0) {
+    struct hfs_pidfd_info pi;
+    memset(&pi, 0, sizeof pi);
+    pi.mask = HFS_PIDFD_INFO_CREDS;
+    if (ioctl(pidfd, HFS_PIDFD_GET_INFO, &pi) == 0 && (pi.mask & HFS_PIDFD_INFO_CREDS)) ruid = pi.ruid;
+    close(pidfd);
+  }
+  napi_value out;
+  NAPI_CALL(env, napi_create_object(env, &out));
+  if (!set_i32(env, out, "pid", cred.pid) || !set_u32(env, out, "uid", cred.uid) || !set_u32(env, out, "gid", cred.gid) ||
+      !set_u32(env, out, "ruid", ruid))
+    return NULL;
+  return out;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -457,6 +567,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     {"watchFd", NULL, watch_fd_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"unwatch", NULL, unwatch_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"readProc", NULL, read_proc_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"pidfdInfo", NULL, pidfd_info_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"pidfdSendSignal", NULL, pidfd_send_signal_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"peerCred", NULL, peer_cred_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

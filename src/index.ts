@@ -5,10 +5,10 @@
  */
 export { runService, type ServiceOptions, type StopReport } from './service/service.js';
 export { ServiceRefusal, type RefusalReason } from './service/refusal.js';
-export { formatStatus, type ServiceStatus, type KindCounts } from './service/status.js';
+export { formatStatus, type ServiceStatus, type KindCounts, type HeldNamespaceStatus } from './service/status.js';
 export { createLogger, silentLogger, type Logger, type LoggerOptions } from './log.js';
 export type { HandleTreeOptions } from './tree/handle-fs.js';
 export type { HandleObject } from './tree/context.js';
 export { PID_DIR, NS_DIR, BY_INO_DIR, ROOT_DIR, nsTypeDir } from './tree/layout.js';
-export { NS_TYPES, type NsType, type ProcessInfo, type NamespaceInfo } from './sources/types.js';
+export { NS_TYPES, type NsType, type ProcessInfo, type NamespaceInfo, type ProcessEnding } from './sources/types.js';
 export * as testing from './testing/index.js';

@@ -41,6 +41,7 @@ import {
   encodeNotifyDelete,
   encodeNotifyInvalEntry,
   encodeNotifyInvalInode,
+  encodeNotifyPollWakeup,
   encodeOpenOut,
   encodePollOut,
   encodeRequest,
@@ -427,6 +428,9 @@ test('notifications: byte-exact and decodable', (t) => {
   const d = encodeNotifyDelete(1, 7, 'x');
   t.is(d.length, 16 + 24 + 2);
   t.deepEqual(decodeNotification(d), { code: 6, parent: 1, child: 7, name: 'x' });
+  const p = encodeNotifyPollWakeup(2 ** 40 + 3);
+  t.is(p.length, 16 + 8);
+  t.deepEqual(decodeNotification(p), { code: NotifyCode.POLL, kh: 2 ** 40 + 3 });
   t.throws(() => encodeNotifyInvalEntry(1, 'a/b', 0), { instanceOf: RangeError });
   t.throws(() => encodeNotifyInvalEntry(1, '', 0), { instanceOf: RangeError });
 });

@@ -5,6 +5,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import {
   DEFAULT_POLLMASK,
+  FUSE_POLL_SCHEDULE_NOTIFY,
   Errno,
   FuseError,
   InitFlags,
@@ -629,6 +630,21 @@ test('notifications are gated on the negotiated version and flags', async (t) =>
     { code: NotifyCode.DELETE, parent: 1, child: 2, name: 'x' },
     { code: NotifyCode.INVAL_INODE, nodeId: 2, off: 0, len: 0 },
   ]);
+});
+
+test('POLL: the poll handle reaches poll() only when the kernel has waiters; pollWakeup sends FUSE_NOTIFY_POLL', async (t) => {
+  const seen: Array<number | undefined> = [];
+  const fs = new TreeFs(SAMPLE_TREE);
+  (fs as LowLevelFileSystem).poll = (_ctx, _node, _fh, _events, kh) => {
+    seen.push(kh);
+    return 0;
+  };
+  const h = initialised(fs);
+  t.is(h.ch.reply(h.send(Opcode.POLL, 1, requestBody.poll(0, 77, 0, 1)))!.body.readUInt32LE(0), 0);
+  t.is(h.ch.reply(h.send(Opcode.POLL, 1, requestBody.poll(0, 78, FUSE_POLL_SCHEDULE_NOTIFY, 1)))!.body.readUInt32LE(0), 0);
+  t.deepEqual(seen, [undefined, 78]);
+  t.true(await h.session.notifier.pollWakeup!(78));
+  t.deepEqual(h.ch.notifications.map((b) => decodeNotification(b)), [{ code: NotifyCode.POLL, kh: 78 }]);
 });
 
 test('notification answered ENOENT (not cached) is success; ENODEV is not delivered', async (t) => {

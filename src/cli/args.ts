@@ -1,3 +1,4 @@
+import { constants as osConstants } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isLogLevel, LOG_LEVELS } from '../log.js';
 import { MOUNT_OPTION_NAMES } from '../fuse/mount.js';
@@ -11,7 +12,16 @@ export type Command =
   | { name: 'umount'; mountpoint: string; lazy: boolean }
   | { name: 'restart'; mountpoint: string }
   | { name: 'status'; mountpoint: string; json: boolean; prometheus?: boolean }
-  | { name: 'ls'; mountpoint?: string; json: boolean };
+  | { name: 'ls'; mountpoint?: string; json: boolean }
+
+  /** `words`: TARGET... [--] CMD [ARG...]; `split`: the index of `--` in words, if given (the CLI finds the end of the targets otherwise). */
+  | { name: 'exec'; words: string[]; split?: number }
+  | { name: 'bind'; target: string; file: string }
+  | { name: 'kill'; signal: string; targets: string[] }
+  | { name: 'wait'; targets: string[] };
+
+/** Commands whose help exists (help TOPIC). */
+export const HELP_TOPICS = ['mount', 'umount', 'status', 'restart', 'ls', 'exec', 'bind', 'kill', 'wait'];
 
 /**
  * Options mount(8) passes to helpers that mean nothing to a FUSE server; accepted and ignored
@@ -89,6 +99,23 @@ export function splitMountOptions(values: readonly string[]): { fuse: string[]; 
   return { fuse, ...(state !== undefined && { state }), ...(logLevel !== undefined && { logLevel }) };
 }
 
+/** A signal by number (0-64), name (SIGKILL) or short name (KILL, kill); undefined if unknown. */
+export function signalNumber(s: string): number | undefined {
+  if (/^\d+$/.test(s)) {
+    const n = Number(s);
+    return n <= 64 ? n : undefined;
+  }
+  const name = s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`;
+  const n = (osConstants.signals as Record<string, number | undefined>)[name];
+  return n;
+}
+
+/** SIGKILL for 9; `signal N` for numbers without a name. */
+export function signalName(n: number): string {
+  for (const [name, v] of Object.entries(osConstants.signals)) if (v === n && name !== 'SIGIOT' && name !== 'SIGPOLL') return name;
+  return `signal ${n}`;
+}
+
 /** Parses `handlefs ARGS...`. Throws CliError (exit 2) for anything it does not understand. */
 export function parseCommand(argv: readonly string[]): Command {
   const [first, ...rest] = argv;
@@ -98,7 +125,7 @@ export function parseCommand(argv: readonly string[]): Command {
   switch (first) {
     case 'help': {
       const topic = rest[0];
-      if (topic !== undefined && !['mount', 'umount', 'status', 'restart', 'ls', 'help'].includes(topic)) throw usage(`help: unknown command '${topic}'`);
+      if (topic !== undefined && topic !== 'help' && !HELP_TOPICS.includes(topic)) throw usage(`help: unknown command '${topic}'`);
       return topic === undefined || topic === 'help' ? { name: 'help' } : { name: 'help', topic };
     }
     case 'mount': {
@@ -151,6 +178,34 @@ export function parseCommand(argv: readonly string[]): Command {
       if (values.help) return { name: 'help', topic: 'ls' };
       if (positionals.length > 1) throw usage(`ls: unexpected argument '${positionals[1]}'`, 'ls');
       return { name: 'ls', json: Boolean(values.json), ...(positionals[0] !== undefined && { mountpoint: positionals[0] }) };
+    }
+    case 'exec': {
+      if (rest[0] === '-h' || rest[0] === '--help') return { name: 'help', topic: 'exec' };
+      const split = rest.indexOf('--');
+      if (split === 0) throw usage('exec: missing a TARGET before --', 'exec');
+      if (split >= 0 && split === rest.length - 1) throw usage('exec: missing the command after --', 'exec');
+      if (rest.length < 2) throw usage('exec: expected TARGET... [--] CMD [ARG...]', 'exec');
+      return split >= 0 ? { name: 'exec', words: [...rest], split } : { name: 'exec', words: [...rest] };
+    }
+    case 'bind': {
+      const { values, positionals } = parse('bind', rest, {});
+      if (values.help) return { name: 'help', topic: 'bind' };
+      if (positionals.length !== 2) throw usage('bind: expected TARGET FILE', 'bind');
+      return { name: 'bind', target: positionals[0]!, file: positionals[1]! };
+    }
+    case 'kill': {
+      const { values, positionals } = parse('kill', rest, { signal: { type: 'string', short: 's' } });
+      if (values.help) return { name: 'help', topic: 'kill' };
+      if (positionals.length === 0) throw usage('kill: missing a TARGET', 'kill');
+      const signal = (values.signal as string | undefined) ?? 'SIGTERM';
+      if (signalNumber(signal) === undefined) throw usage(`kill: unknown signal '${signal}'`, 'kill');
+      return { name: 'kill', signal, targets: positionals };
+    }
+    case 'wait': {
+      const { values, positionals } = parse('wait', rest, {});
+      if (values.help) return { name: 'help', topic: 'wait' };
+      if (positionals.length === 0) throw usage('wait: missing a TARGET', 'wait');
+      return { name: 'wait', targets: positionals };
     }
     default:
       throw usage(first.startsWith('-') ? `unknown option '${first}'` : `unknown command '${first}'`);

@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { bindTo, execIn, killTargets, waitTargets } from './act.js';
 import { parseCommand, parseMountHelper, type Command } from './args.js';
 import { CliError, EXIT, asCliError } from './exit-codes.js';
 import { COMMAND_HELP, MAIN_HELP } from './help.js';
@@ -15,7 +16,7 @@ import { mountAt, inspectMountpoint, cleanStaleMount, mountFuse, unmountCommand 
 import { bindMountsOf, describeHolders, processesUnder } from '../fuse/holders.js';
 import type { ConnectionInfo } from '../fuse/types.js';
 import { Keeper, type FromServer, type ToServer } from '../keeper/keeper.js';
-import { controlSocketPath, realMountpoint, requestControl, runtimeDir } from '../service/control.js';
+import { controlSocketPath, realMountpoint, ControlRefusal, requestControl, runtimeDir } from '../service/control.js';
 import { checkMountpoint, checkPrivileges, checkState, mountOptionsFor, runService } from '../service/service.js';
 import { formatStatus, type ServiceStatus } from '../service/status.js';
 import { DEFAULT_STATE_PATH } from '../store/sqlite-store.js';
@@ -48,6 +49,14 @@ async function main(argv: string[], helper: boolean): Promise<number> {
       return status(command.mountpoint, command.json);
     case 'ls':
       return listCommand(command.mountpoint, command.json);
+    case 'exec':
+      return execIn(command.words, command.split);
+    case 'bind':
+      return bindTo(command.target, command.file);
+    case 'kill':
+      return killTargets(command.signal, command.targets);
+    case 'wait':
+      return waitTargets(command.targets);
   }
 }
 
@@ -349,6 +358,7 @@ async function status(mountpoint: string, json: boolean): Promise<number> {
   try {
     s = await requestControl<ServiceStatus>(p, { op: 'status' });
   } catch (e) {
+    if (e instanceof ControlRefusal) throw new CliError(`${p}: ${e.message}`, e.refusal === 'EPERM' ? EXIT.permissionDenied : EXIT.internal);
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM') {
       throw new CliError(`permission denied: the control socket ${controlSocketPath(p)} of the service at ${p} is root's`, EXIT.permissionDenied, `run it as root: sudo handlefs status ${p}`);

@@ -24,6 +24,14 @@ export const EXIT = {
   mountBusy: 16,
   restartFailed: 17,
   permissionDenied: 18,
+  /** A TARGET is not a handle file of a running handlefs mount. */
+  notAHandle: 19,
+  /** The handle's process has exited (kill; the pid may name another process now). */
+  processExited: 20,
+  /** The handle is of the wrong kind (bind of a process handle, kill of a namespace). */
+  wrongKind: 21,
+  /** The namespace is gone, or the bind mount / namespace entry failed. */
+  namespaceFailed: 22,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

@@ -10,6 +10,13 @@ commands:
   restart MNT    replace the serving process with the installed code, without a client error
   status MNT     show what the running service holds (--json for tools, --prometheus for metrics)
   ls [MNT]       list every handle and what holds it, one line each (--json for tools)
+  exec TARGET... [--] CMD [ARG...]
+                 run CMD in the namespaces the handles name (as nsenter does)
+  bind TARGET FILE
+                 make FILE an nsfs bind mount of the handle's namespace (as ip netns add does)
+  kill [-s SIG] TARGET...
+                 signal exactly the handles' processes (through pidfds the service holds)
+  wait TARGET... wait until the handles' processes end; print how each ended
   help [CMD]     show this text, or a command's
 
 options:
@@ -89,4 +96,35 @@ options:
   --json      one JSON array of rows instead of text
   -h, --help  show this text`;
 
-export const COMMAND_HELP: Record<string, string> = { mount: MOUNT_HELP, umount: UMOUNT_HELP, status: STATUS_HELP, restart: RESTART_HELP, ls: LS_HELP };
+const TARGET_TEXT = `A TARGET is a path that resolves to a handle file: MNT/pid/<pid>, MNT/ns/<type>/<inum>,
+MNT/by-ino/<ino>, or a bind mount of one elsewhere.`;
+
+export const EXEC_HELP = `usage: handlefs exec TARGET... [--] CMD [ARG...]
+
+Runs CMD inside the namespaces the targets name, as nsenter(1) does (and through it): a namespace
+handle enters that namespace, whatever its type (a user namespace first); a process handle enters
+all of that process's namespaces. It works while handlefs alone keeps a namespace alive. The exit
+status is CMD's. Needs root. Without --, the leading arguments that are handle files are the targets.
+${TARGET_TEXT}`;
+
+export const BIND_HELP = `usage: handlefs bind TARGET FILE
+
+Makes FILE (created if missing) a real nsfs bind mount of the namespace TARGET names: nsenter
+--net=FILE, 'ip netns exec NAME' (for FILE = /run/netns/NAME) and 'ip -n NAME' then work, and the
+namespace stays alive without handlefs until 'umount FILE'. A process handle is refused. Needs root.
+${TARGET_TEXT}`;
+
+export const KILL_HELP = `usage: handlefs kill [-s SIGNAL] TARGET...
+
+Sends SIGNAL (name or number; default SIGTERM) to exactly the handles' processes, through the
+pidfds the service holds: a process that has exited is an error (exit code 20), never another
+process that reused its pid. Allowed as kill(2) allows it.
+${TARGET_TEXT}`;
+
+export const WAIT_HELP = `usage: handlefs wait TARGET...
+
+Blocks until the handles' processes have ended and prints how each ended ('exited 42',
+'killed by SIGKILL'). Exit status 0 when all ended. Allowed where kill(2) would allow a signal.
+${TARGET_TEXT}`;
+
+export const COMMAND_HELP: Record<string, string> = { mount: MOUNT_HELP, umount: UMOUNT_HELP, status: STATUS_HELP, restart: RESTART_HELP, ls: LS_HELP, exec: EXEC_HELP, bind: BIND_HELP, kill: KILL_HELP, wait: WAIT_HELP };

@@ -45,6 +45,7 @@ import {
   NotifyDeleteOut,
   NotifyInvalEntryOut,
   NotifyInvalInodeOut,
+  NotifyPollWakeupOut,
   OpenIn,
   OpenOut,
   Opcode,
@@ -724,6 +725,15 @@ export function encodeNotifyInvalInode(nodeId: number, off: number, len: number)
   return buf;
 }
 
+/** FUSE_NOTIFY_POLL: wake the pollers of the file whose poll handle is `kh`. */
+export function encodeNotifyPollWakeup(kh: number): Buffer {
+  const size = OutHeader.SIZE + NotifyPollWakeupOut.SIZE;
+  const buf = Buffer.alloc(size);
+  notifyHeader(buf, size, NotifyCode.POLL);
+  writeU64(buf, OutHeader.SIZE + NotifyPollWakeupOut.kh, kh);
+  return buf;
+}
+
 function nameBytes(name: string): Buffer {
   const b = Buffer.from(name, 'utf8');
   if (b.length === 0 || b.length > FUSE_NAME_MAX || b.includes(0) || b.includes(0x2f)) {
@@ -1019,6 +1029,7 @@ export interface DecodedNotification {
   len?: number;
   name?: string;
   flags?: number;
+  kh?: number;
 }
 
 /** Parses a notification written by the session (as the kernel would). */
@@ -1053,6 +1064,8 @@ export function decodeNotification(buf: Buffer): DecodedNotification {
         name: buf.toString('utf8', s, s + namelen),
       };
     }
+    case NotifyCode.POLL:
+      return { code: h.error, kh: readU64(buf, o + NotifyPollWakeupOut.kh) };
     default:
       return { code: h.error };
   }

@@ -298,6 +298,10 @@ export interface MountInfoEntry {
   fstype: string;
   source: string;
   options: string;
+  /** st_dev of the filesystem as "major:minor". */
+  device: string;
+  /** The path inside the filesystem that is mounted here ("/" for the whole of it; a bind mount of one file names it). */
+  root: string;
 }
 
 function unescapeMountinfo(s: string): string {
@@ -324,6 +328,8 @@ export function readMountInfo(): MountInfoEntry[] {
       fstype: b[0] ?? '',
       source: unescapeMountinfo(b[1] ?? ''),
       options: a[5] ?? '',
+      device: a[2] ?? '',
+      root: unescapeMountinfo(a[3] ?? ''),
     });
   }
   return out;

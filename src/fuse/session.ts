@@ -14,6 +14,7 @@ import {
   DEFAULT_POLLMASK,
   Errno,
   FUSE_EXPIRE_ONLY,
+  FUSE_POLL_SCHEDULE_NOTIFY,
   FUSE_GETATTR_FH,
   FUSE_KERNEL_MINOR_VERSION,
   GetattrIn,
@@ -48,6 +49,7 @@ import {
   encodeInitOut,
   encodeNotifyBare,
   encodeNotifyDelete,
+  encodeNotifyPollWakeup,
   encodeNotifyInvalEntry,
   encodeNotifyInvalInode,
   encodeOpenOut,
@@ -635,7 +637,8 @@ export class FuseSession {
       case 'POLL': {
         const ctx = this.ctx(req);
         if (!fs.poll) return this.replyPoll(ctx, DEFAULT_POLLMASK);
-        return this.call(ctx, Reply.Poll, () => fs.poll!(ctx, h.nodeId, req.fh, req.events));
+        const kh = (req.pollFlags & FUSE_POLL_SCHEDULE_NOTIFY) !== 0 ? req.kh : undefined;
+        return this.call(ctx, Reply.Poll, () => fs.poll!(ctx, h.nodeId, req.fh, req.events, kh));
       }
       case 'OTHER': {
         if (h.opcode === Opcode.NOTIFY_REPLY) return; // we never send RETRIEVE; nothing to answer
@@ -1253,6 +1256,11 @@ class SessionNotifier implements Notifier {
     this.s.checkNotify('DELETE', (c) => c.notifyDelete, 'needs protocol 7.18');
     const buf = encodeNotifyDelete(parent, child, name);
     return this.s.notify(buf, [parent, child], `DELETE n${parent} n${child} ${JSON.stringify(name)}`);
+  }
+
+  pollWakeup(kh: number): Promise<boolean> {
+    this.s.checkNotify('POLL', () => true, 'needs protocol 7.11');
+    return this.s.notify(encodeNotifyPollWakeup(kh), [], `POLL kh${kh}`);
   }
 }
 

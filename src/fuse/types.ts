@@ -195,6 +195,11 @@ export interface Notifier {
   invalInode(nodeId: number, off?: number, len?: number): Promise<boolean>;
   /** `name` in `parent`, which was `child`, is gone: drop the dentry (and fail its open dirs). */
   delete(parent: number, child: number, name: string): Promise<boolean>;
+  /**
+   * FUSE_NOTIFY_POLL: the file whose poll handle is `kh` (given to poll()) may be ready now; the
+   * kernel wakes its pollers, which ask poll() again. Every protocol this session speaks has it.
+   */
+  pollWakeup?(kh: number): Promise<boolean>;
 }
 
 export class NotifyNotSupportedError extends Error {
@@ -261,6 +266,10 @@ export interface LowLevelFileSystem {
   getxattr?(ctx: RequestContext, nodeId: number, name: string): MaybePromise<Buffer>;
   /** Return the attribute names; the session encodes them. Default: ENOSYS, as getxattr. */
   listxattr?(ctx: RequestContext, nodeId: number): MaybePromise<string[]>;
-  /** Return the ready events (POLLIN...). Default: DEFAULT_POLLMASK (always ready). */
-  poll?(ctx: RequestContext, nodeId: number, fh: number, events: number): MaybePromise<number>;
+  /**
+   * Return the ready events (POLLIN...). Default: DEFAULT_POLLMASK (always ready). `kh` is given
+   * when the kernel has pollers waiting (FUSE_POLL_SCHEDULE_NOTIFY): if nothing asked for is ready,
+   * call notifier.pollWakeup(kh) once something may be (the kernel then polls again).
+   */
+  poll?(ctx: RequestContext, nodeId: number, fh: number, events: number, kh?: number): MaybePromise<number>;
 }

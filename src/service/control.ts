@@ -1,9 +1,12 @@
 /**
- * The control socket: how `handlefs status MNT` reaches the running service without going
- * through the mount (which would add names and lookups to the handle tree it reports on).
+ * The control socket: how `handlefs status|exec|bind|kill|wait` reach the running service without
+ * going through the mount (which would add names and lookups to the handle tree it reports on).
  *
  * One unix socket per mountpoint under /run/handlefs (HANDLEFS_RUNTIME_DIR overrides), named by a
- * hash of the mountpoint's real path, mode 0600. The protocol is one JSON line each way.
+ * hash of the mountpoint's real path. The protocol is one JSON line each way. Every request is
+ * judged by the caller's credentials (SO_PEERCRED, through the native helper), so the socket is
+ * open to everyone (0666); without the helper the credentials cannot be read, and the socket is
+ * 0600 (root only), as before.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -11,6 +14,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { mountAt } from '../fuse/mount.js';
+import { tryLoadNative } from '../sources/native.js';
 
 export function runtimeDir(): string {
   return process.env.HANDLEFS_RUNTIME_DIR ?? '/run/handlefs';
@@ -54,10 +58,48 @@ export function controlSocketPath(mountpoint: string): string {
 }
 
 /** status: ServiceStatus; handles: HandleRow[] (`handlefs ls`); metrics: Prometheus text. */
-export type ControlRequest = { op: 'status' } | { op: 'handles' } | { op: 'metrics' };
-export const CONTROL_OPS: ReadonlySet<string> = new Set(['status', 'handles', 'metrics']);
-/** Answers a request (a promise for what takes a moment); a throw is the error the client sees. */
-export type ControlHandler = (request: ControlRequest) => unknown;
+export type ControlRequest =
+  | { op: 'status' }
+  | { op: 'handles' }
+  | { op: 'metrics' }
+  /** The namespaces to enter for handle `ino` (`handlefs exec`). */
+  | { op: 'enter'; ino: number }
+  /** The namespace to bind-mount for handle `ino` (`handlefs bind`). */
+  | { op: 'bind'; ino: number }
+  | { op: 'kill'; ino: number; signal: number }
+  /** Answers once the process has ended (`handlefs wait`). */
+  | { op: 'wait'; ino: number };
+
+export const CONTROL_OPS: ReadonlySet<string> = new Set(['status', 'handles', 'metrics', 'enter', 'bind', 'kill', 'wait']);
+
+/** Who is asking: SO_PEERCRED's pid and effective uid, and the real uid. */
+export interface ControlCaller {
+  readonly pid: number;
+  readonly uid: number;
+  readonly ruid: number;
+}
+
+/** A refusal with an errno name, passed to the client as { ok: false, error, code }. */
+export class ControlError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Answers a request; `signal` aborts when the client goes away (a wait it no longer needs). */
+export type ControlHandler = (request: ControlRequest, caller: ControlCaller, signal: AbortSignal) => unknown;
+
+/** The peer's credentials; without the native helper only root can connect (mode 0600). */
+function peerOf(socket: net.Socket): ControlCaller {
+  const native = tryLoadNative();
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (native === null || typeof fd !== 'number' || fd < 0) return { pid: 0, uid: 0, ruid: 0 };
+  const c = native.peerCred(fd);
+  return { pid: c.pid, uid: c.uid, ruid: c.ruid };
+}
 
 export class ControlServer {
   private constructor(
@@ -75,23 +117,33 @@ export class ControlServer {
     }
     const server = net.createServer((socket) => {
       let buffered = '';
+      let answered = false;
+      const gone = new AbortController();
       socket.setEncoding('utf8');
+      socket.on('close', () => gone.abort());
       socket.on('data', (chunk: string) => {
+        if (answered) return;
         buffered += chunk;
         if (buffered.length > 4096) return socket.destroy();
         const nl = buffered.indexOf('\n');
         if (nl < 0) return;
-        socket.pause();
-        void (async () => {
-          let reply: unknown;
-          try {
-            const request = JSON.parse(buffered.slice(0, nl)) as ControlRequest;
-            reply = CONTROL_OPS.has(request.op) ? { ok: true, status: await handler(request) } : { ok: false, error: `unknown op ${JSON.stringify(request.op)}` };
-          } catch (e) {
-            reply = { ok: false, error: (e as Error).message };
-          }
-          socket.end(`${JSON.stringify(reply)}\n`);
-        })();
+        answered = true;
+        const send = (reply: unknown) => {
+          if (!socket.destroyed) socket.end(`${JSON.stringify(reply)}\n`);
+        };
+        const refuse = (e: unknown) =>
+          send({ ok: false, error: (e as Error).message, ...(e instanceof ControlError || typeof (e as { code?: unknown }).code === 'string' ? { code: (e as { code: string }).code } : {}) });
+        try {
+          const request = JSON.parse(buffered.slice(0, nl)) as ControlRequest;
+          if (!CONTROL_OPS.has(request.op)) return send({ ok: false, error: `unknown op ${JSON.stringify(request.op)}`, code: 'EINVAL' });
+          const caller = peerOf(socket);
+          Promise.resolve(handler(request, caller, gone.signal)).then(
+            (result) => send({ ok: true, status: result, result }),
+            refuse,
+          );
+        } catch (e) {
+          refuse(e);
+        }
       });
       socket.on('error', (e) => logger.debug({ err: e }, 'control connection error'));
     });
@@ -107,7 +159,7 @@ export class ControlServer {
         process.umask(umask);
       }
     });
-    fs.chmodSync(socketPath, 0o600);
+    fs.chmodSync(socketPath, tryLoadNative() === null ? 0o600 : 0o666);
     return new ControlServer(server, socketPath);
   }
 
@@ -128,16 +180,32 @@ function isAnswering(socketPath: string): Promise<boolean> {
   });
 }
 
-/** Asks the service at `mountpoint`; rejects with ENOENT/ECONNREFUSED when none answers. */
+/** A refusal the service answered with (`code` is its errno name, e.g. 'EPERM', 'ESRCH'). */
+export class ControlRefusal extends Error {
+  constructor(
+    message: string,
+    readonly refusal: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Asks the service at `mountpoint`; rejects with ENOENT/ECONNREFUSED when none answers, with a
+ * ControlRefusal when it refuses. `timeoutMs` 0: wait as long as it takes (handlefs wait).
+ */
 export function requestControl<T>(mountpoint: string, request: ControlRequest, timeoutMs = 5000): Promise<T> {
   const socketPath = controlSocketPath(mountpoint);
   return new Promise((resolve, reject) => {
     const s = net.connect(socketPath);
     let data = '';
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(Object.assign(new Error(`no answer from ${socketPath} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
-    }, timeoutMs);
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            s.destroy();
+            reject(Object.assign(new Error(`no answer from ${socketPath} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+          }, timeoutMs)
+        : undefined;
     s.setEncoding('utf8');
     s.on('connect', () => s.write(`${JSON.stringify(request)}\n`));
     s.on('data', (chunk: string) => (data += chunk));
@@ -148,9 +216,9 @@ export function requestControl<T>(mountpoint: string, request: ControlRequest, t
     s.on('end', () => {
       clearTimeout(timer);
       try {
-        const reply = JSON.parse(data) as { ok: boolean; status?: T; error?: string };
-        if (!reply.ok) reject(new Error(reply.error ?? 'service refused the request'));
-        else resolve(reply.status as T);
+        const reply = JSON.parse(data) as { ok: boolean; status?: T; result?: T; error?: string; code?: string };
+        if (!reply.ok) reject(new ControlRefusal(reply.error ?? 'service refused the request', reply.code));
+        else resolve((request.op === 'status' ? reply.status : reply.result) as T);
       } catch {
         reject(new Error(`malformed answer from ${socketPath}`));
       }

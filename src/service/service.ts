@@ -37,7 +37,9 @@ import { TREE } from '../tree/tokens.js';
 import { raiseFdLimit } from './fd-limit.js';
 import { ServiceRefusal } from './refusal.js';
 import { assembleContainer } from './container.js';
-import { ControlServer, realMountpoint, runtimeDir } from './control.js';
+import { ControlError, ControlServer, realMountpoint, runtimeDir } from './control.js';
+import { answerControl } from './control-ops.js';
+import { handleBindMounts } from './bind-mounts.js';
 import { collectStatus, type ServiceStatus } from './status.js';
 import { collectHandles } from './handles.js';
 import { ServiceMetrics } from './metrics.js';
@@ -267,8 +269,16 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
   try {
     const tree = container.get<HandleTree>(TREE.HandleTree);
     const table = container.get<InodeTable<HandleObject>>(CORE.Table);
+    const bindMounts = (): Map<number, string[]> => {
+      const out = new Map<number, string[]>();
+      for (const [root, points] of handleBindMounts(mountpoint)) {
+        const ino = tree.inoOfPath(root);
+        if (ino !== undefined) out.set(ino, [...(out.get(ino) ?? []), ...points]);
+      }
+      return out;
+    };
     const status = (): ServiceStatus =>
-      collectStatus({ version: options.version, mountpoint, statePath, startedAt, table, store, ...(session && { session }), ...(device && { keeper: device.keeper }) });
+      collectStatus({ version: options.version, mountpoint, statePath, startedAt, table, store, ...(session && { session }), ...(device && { keeper: device.keeper }), held: () => tree.heldNamespaces(), bindMounts });
     const metrics = new ServiceMetrics(status);
     store.onCommit = metrics.observeCommit;
     tree.invalidator.onInodeDelivered = metrics.observeExitNotification;
@@ -280,7 +290,13 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     process.on('SIGTERM', stopOnSignal);
     control = await ControlServer.listen(
       mountpoint,
-      (request) => (request.op === 'handles' ? collectHandles(table, mountpoint) : request.op === 'metrics' ? metrics.text() : status()),
+      (request, caller, signal) => {
+        if (request.op === 'handles' || request.op === 'metrics') {
+          if (caller.uid !== 0) throw new ControlError('EPERM', `${request.op} needs root`);
+          return request.op === 'handles' ? collectHandles(table, mountpoint) : metrics.text();
+        }
+        return answerControl(tree, status, request, caller, signal);
+      },
       log,
     );
     await session.ready;

@@ -4,11 +4,12 @@ import type { InodeTable, TableCounters } from '../core/inode-table.js';
 import type { InodeStore } from '../core/store.js';
 import type { FuseSession, SessionStats } from '../fuse/session.js';
 import type { KeeperInfo } from '../keeper/keeper.js';
+import type { HeldNamespace } from '../tree/handle-fs.js';
 
 export interface KindCounts {
   /** Handles whose object is alive. */
   live: number;
-  /** Handles held by a pin or an open descriptor (a bind mount shows as kernel lookups). */
+  /** Handles held by a pin, an open descriptor or a bind mount (of this mount namespace). */
   pinned: number;
   /** Handles of dead objects still referenced (open descriptors, bind mounts). */
   dead: number;
@@ -38,6 +39,8 @@ export interface ServiceStatus {
   logPath: string | null;
   /** The store's running totals (commits, range reservations, rows), when the store counts them. */
   storeStats?: StoreStats;
+  /** Namespaces the service holds open (keeps alive), and why. */
+  held?: HeldNamespaceStatus[];
 }
 
 export interface StoreStats {
@@ -46,6 +49,15 @@ export interface StoreStats {
   failedCommits: number;
   rowsWritten: number;
   rowsDeleted: number;
+}
+
+export interface HeldNamespaceStatus {
+  ino: number;
+  type: string;
+  inum: number;
+  nsId: string | null;
+  /** What keeps the handle (and so the hold): bind mounts, open descriptors, pins, kernel lookups, the grace period. */
+  reasons: string[];
 }
 
 export interface StatusSources {
@@ -57,6 +69,10 @@ export interface StatusSources {
   store: InodeStore;
   session?: FuseSession;
   keeper?: KeeperInfo;
+  /** Namespaces the tree holds. */
+  held?: () => HeldNamespace[];
+  /** Bind mounts of handle files: mount points by handle number. */
+  bindMounts?: () => Map<number, string[]>;
 }
 
 /** Bytes of the database with its WAL and shared-memory files. */
@@ -79,6 +95,7 @@ function storeStatsOf(store: InodeStore): { storeStats?: StoreStats } {
 
 export function collectStatus(s: StatusSources): ServiceStatus {
   const kinds: Record<string, KindCounts> = {};
+  const bound = s.bindMounts?.() ?? new Map<number, string[]>();
   for (const inode of s.table.inodes()) {
     const k = (kinds[inode.kind] ??= { live: 0, pinned: 0, dead: 0, instantiated: 0 });
     if (s.table.isDead(inode)) k.dead++;
@@ -86,7 +103,7 @@ export function collectStatus(s: StatusSources): ServiceStatus {
     const d = inode.dentry;
     if (d !== null) {
       if (d.lookups > 0) k.instantiated++;
-      if (d.pins > 0 || d.opens > 0) k.pinned++;
+      if (d.pins > 0 || d.opens > 0 || bound.has(inode.ino)) k.pinned++;
     }
   }
   const conn = s.session?.connection;
@@ -106,7 +123,18 @@ export function collectStatus(s: StatusSources): ServiceStatus {
     lastRestart: s.keeper?.lastRestart ?? null,
     logPath: s.keeper?.logPath ?? null,
     ...storeStatsOf(s.store),
+    held: (s.held?.() ?? []).map((h) => ({ ino: h.ino, type: h.type, inum: h.inum, nsId: h.nsId, reasons: heldReasons(h, bound.get(h.ino) ?? []) })),
   };
+}
+
+/** Why a held namespace is held, most durable reason first. */
+function heldReasons(h: HeldNamespace, mounts: readonly string[]): string[] {
+  const out = mounts.map((m) => `bind mount ${m}`);
+  if (h.opens > 0) out.push(`open descriptor${h.opens > 1 ? `s (${h.opens})` : ''}`);
+  if (h.pins > 0) out.push(`library pin${h.pins > 1 ? `s (${h.pins})` : ''}`);
+  if (h.lookups > 0 && mounts.length === 0) out.push('kernel lookup (a cached name, or a bind mount in another mount namespace)');
+  if (out.length === 0) out.push('grace period after last use');
+  return out;
 }
 
 const n = (x: number) => x.toLocaleString('en-US');
@@ -143,5 +171,8 @@ export function formatStatus(s: ServiceStatus): string {
   const last = s.lastRestart ? `, last ${s.lastRestart.at} (${s.lastRestart.reason})` : '';
   lines.push(`keeper        ${s.keeperPid === null ? 'none' : `pid ${s.keeperPid}`}, server pid ${s.pid}, restarts ${n(s.restarts)}${last}`);
   lines.push(`log           ${s.logPath ?? 'stderr (foreground)'}`);
+  const held = s.held ?? [];
+  lines.push('', `held namespaces (${held.length})`);
+  for (const h of held) lines.push(`  ${h.type.padEnd(6)} ${String(h.inum).padEnd(10)} handle ${h.ino}: ${h.reasons.join('; ')}`);
   return lines.join('\n');
 }

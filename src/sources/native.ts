@@ -36,6 +36,31 @@ export interface NativeHelper {
    * helpers built before it existed.
    */
   readProc?(dir: string, wantIno: boolean, links: readonly string[]): Array<string | number>;
+  /**
+   * PIDFD_GET_INFO asking for PID, CREDS and EXIT. -1 for what the answer's mask lacks: a live or
+   * zombie process has pid and uids, a reaped one (6.15+) its exitStatus (wait-status form).
+   */
+  pidfdInfo(fd: number): PidfdInfo;
+  /** pidfd_send_signal(2). 'ESRCH' once the process has exited. */
+  pidfdSendSignal(fd: number, signal: number): void;
+  /** SO_PEERCRED of a connected unix socket (uid: effective); ruid through SO_PEERPIDFD, else uid. */
+  peerCred(fd: number): PeerCred;
+}
+
+export interface PidfdInfo {
+  mask: number;
+  pid: number;
+  ruid: number;
+  euid: number;
+  suid: number;
+  exitStatus: number;
+}
+
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
+  ruid: number;
 }
 
 /** An Error from the helper: .code is the errno name ('ESRCH', 'EACCES', 'ENOTTY', ...). */

@@ -19,7 +19,8 @@ import {
   type StatFields,
   type StatusFields,
 } from './parse.js';
-import { HostReadError, type HostIds, type NsType, type ProcessField, type ProcessInfo, type ProcessSource } from './types.js';
+import { NativePidfd } from './pidfd.js';
+import { HostReadError, type HostIds, type NsType, type ProcessField, type ProcessInfo, type ProcessPidfd, type ProcessSource } from './types.js';
 
 export interface ProcProcessSourceOptions {
   logger: Logger;
@@ -152,6 +153,12 @@ export class ProcProcessSource implements ProcessSource {
     return this.exitWatcher.watch(pid, startTime, onExit, this.native !== null ? incarnation : undefined);
   }
 
+  /** A pidfd for that incarnation of `pid` (pidfs inode numbers are the incarnations here). */
+  openPidfd(pid: number, incarnation: number): ProcessPidfd | null {
+    if (this.native === null || !Number.isSafeInteger(pid) || pid <= 0) return null;
+    return NativePidfd.open(this.native, pid, incarnation, this.procRoot);
+  }
+
   /** Stops exit watches of the watcher this source created. */
   close(): void {
     if (this.ownsWatcher) this.exitWatcher.close();
@@ -267,6 +274,7 @@ export class ProcProcessSource implements ProcessSource {
       namespaces: namespaces.map,
       unreadable,
       dumpOwner: owner,
+      pidfsIno: this.native === null ? null : incarnation,
     };
   }
 

@@ -69,6 +69,57 @@ export interface ProcessInfo {
    * absent: the source does not say.
    */
   readonly dumpOwner?: number | null;
+  /**
+   * The inode number of the process's pidfs file (what fstat on a pidfd gives); null (or absent)
+   * where the kernel has no pidfs or the native helper is not built.
+   */
+  readonly pidfsIno?: number | null;
+}
+
+/** How a process stands, as the kernel tells it through a pidfd held since before its exit. */
+export type ProcessEnding =
+  | { readonly state: 'running' }
+  | { readonly state: 'exited'; readonly code: number }
+  | { readonly state: 'killed'; readonly signal: number }
+  /** Ended, but how is not known (no pidfd held at the exit, or a kernel before 6.15). */
+  | { readonly state: 'unknown' };
+
+/** The ids kill(2) compares: the caller's real/effective uid against the target's real/saved uid. */
+export interface ProcessUids {
+  readonly real: number;
+  readonly effective: number;
+  readonly saved: number;
+}
+
+/**
+ * A descriptor held for exactly one process (a pidfd): it never names another process, whatever
+ * becomes of the pid. Opened by ProcessSource.openPidfd.
+ */
+export interface ProcessPidfd {
+  /** The pidfs inode number of the process (fstat of the pidfd). */
+  readonly pidfsIno: number;
+  /** Running, or how it ended (a zombie has ended). */
+  ending(): ProcessEnding;
+  /** The process's uids now; null once it has exited. */
+  uids(): ProcessUids | null;
+  /** Sends `signal` to that process; throws an Error with code 'ESRCH' once it has exited. */
+  signal(signal: number): void;
+  /**
+   * As ProcessSource.watchExit, through this descriptor (a pidfd turns readable at the exit):
+   * calls onExit once, never from inside watchExit, when the process has exited (a zombie counts).
+   * Returns an idempotent disposer; close() disposes every watch.
+   */
+  watchExit(onExit: () => void): () => void;
+  close(): void;
+  readonly closed: boolean;
+}
+
+/** Decodes a wait status (waitpid(2), PIDFD_INFO_EXIT, /proc/PID/stat field 52). */
+export function endingOfWaitStatus(status: number): ProcessEnding {
+  const sig = status & 0x7f;
+  if (sig === 0) return { state: 'exited', code: (status >> 8) & 0xff };
+  if (sig !== 0x7f) return { state: 'killed', signal: sig };
+  return { state: 'unknown' };
 }
 
 export interface ProcessSource {
@@ -101,6 +152,11 @@ export interface ProcessSource {
    * instead of reading /proc again.
    */
   watchExit(pid: number, startTime: number, onExit: () => void, incarnation?: number): () => void;
+  /**
+   * A pidfd for the process now under `pid` if it is the incarnation `incarnation` (and alive:
+   * not a zombie); null otherwise, or where pidfds are not available (no native helper).
+   */
+  openPidfd?(pid: number, incarnation: number): ProcessPidfd | null;
 }
 
 /** A namespace named by its nsfs inode number and, where the kernel has it, its 64-bit id. */
@@ -131,6 +187,8 @@ export interface NamespaceHandle {
   /** Releases the hold. Idempotent. */
   close(): void;
   readonly closed: boolean;
+  /** The held nsfs descriptor, where the source has one (-1 once closed); fakes have none. */
+  readonly fd?: number;
 }
 
 export interface NamespaceRef {

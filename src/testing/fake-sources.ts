@@ -29,10 +29,16 @@ import {
   type NamespaceSource,
   type NsRef,
   type NsType,
+  type ProcessEnding,
   type ProcessField,
   type ProcessInfo,
+  type ProcessPidfd,
   type ProcessSource,
+  type ProcessUids,
 } from '../sources/types.js';
+
+/** Signals whose default action is not to end the process (signal(7)): the fake records them only. */
+const NON_FATAL_SIGNALS: ReadonlySet<number> = new Set([0, 17, 18, 19, 20, 21, 22, 23, 28]);
 
 /** A clock that moves only when told: advance(ms) or set(ms). */
 export class FakeClock implements Clock {
@@ -94,6 +100,17 @@ export interface FakeProcessSpec {
    * fast pid reuse produces on a real host). Default: the clock, and later than any earlier one.
    */
   startTime?: number;
+  /** Signals the process handles (sent ones are recorded, it does not end); default none. */
+  catches?: number[];
+}
+
+/** How a fake process ends: `exit(pid, { code })` or `{ signal }`; default code 0. */
+export interface FakeExitSpec {
+  zombie?: boolean;
+  /** Exit code 0-255 (exit(3)). */
+  code?: number;
+  /** Killed by this signal instead. */
+  signal?: number;
 }
 
 /** What createNamespace() makes: an owner user namespace, a kernel id. */
@@ -141,6 +158,11 @@ interface FakeProcess {
   namespaces: Record<NsType, number>;
   unreadable: ProcessField[];
   dumpable: boolean;
+  catches: Set<number>;
+  /** Signals sent to it (through a pidfd), in order. */
+  signals: number[];
+  /** Set at exit. */
+  ending: ProcessEnding | null;
 }
 
 interface FakeNamespace {
@@ -179,6 +201,8 @@ export class FakeHost {
   private readonly nss = new Map<string, FakeNamespace>();
   private readonly usedInums = new Set<number>();
   private readonly exitListeners = new Map<string, Set<ExitListener>>();
+  /** Every process ever started, by incarnation (what a pidfd keeps referring to). */
+  private readonly byIncarnation = new Map<number, FakeProcess>();
   private nextPid = 2;
   private nextNsId = 1;
 
@@ -229,7 +253,7 @@ export class FakeHost {
     const ticks = Math.floor(((this.clock.now() - this.bootMs) * this.ticksPerSecond) / 1000);
     const startTime = spec.startTime ?? Math.max(ticks, (this.lastStart.get(pid) ?? -1) + 1);
     this.lastStart.set(pid, startTime);
-    this.procs.set(pid, {
+    const record: FakeProcess = {
       pid,
       startTime,
       incarnation: ++this.lastIncarnation,
@@ -242,7 +266,12 @@ export class FakeHost {
       namespaces,
       unreadable: [...(spec.unreadable ?? [])],
       dumpable: spec.dumpable ?? true,
-    });
+      catches: new Set(spec.catches ?? []),
+      signals: [],
+      ending: null,
+    };
+    this.procs.set(pid, record);
+    this.byIncarnation.set(record.incarnation, record);
     return this.process(pid)!;
   }
 
@@ -250,9 +279,10 @@ export class FakeHost {
    * The process exits: exit watchers fire (synchronously, from here). It then stays a zombie
    * (state 'Z', only its pid and user namespaces left, as on Linux) if `zombie` is set, until reap(); otherwise it is reaped at once.
    */
-  exit(pid: number, options: { zombie?: boolean } = {}): void {
+  exit(pid: number, options: FakeExitSpec = {}): void {
     const p = this.procs.get(pid);
     if (!p || p.state === 'Z') throw new Error(`no live process ${pid}`);
+    p.ending = options.signal !== undefined ? { state: 'killed', signal: options.signal } : { state: 'exited', code: (options.code ?? 0) & 0xff };
     if (options.zombie) p.state = 'Z';
     else this.procs.delete(pid);
     this.collectNamespaces();
@@ -316,8 +346,50 @@ export class FakeHost {
           : { ...p.namespaces },
       unreadable,
       dumpOwner: p.dumpable ? p.uid.effective : 0,
+      pidfsIno: p.incarnation,
     };
   }
+
+  /**
+   * A signal reaches the process (as pidfd_send_signal would deliver it): recorded; unless the
+   * process catches it or its default action is not fatal, the process ends killed by it (a
+   * zombie until reaped when `zombie`). Throws ESRCH for a process that has ended.
+   */
+  signal(incarnation: number, signal: number, options: { zombie?: boolean } = {}): void {
+    const p = this.byIncarnation.get(incarnation);
+    if (!p || p.ending !== null) throw Object.assign(new Error('pidfd_send_signal: ESRCH (No such process)'), { code: 'ESRCH' });
+    if (signal === 0) return;
+    p.signals.push(signal);
+    if (!p.catches.has(signal) && !NON_FATAL_SIGNALS.has(signal)) this.exit(p.pid, { signal, ...options });
+  }
+
+  /** Signals sent to the process `pid` now runs (through pidfds), in order. */
+  signalsOf(pid: number): number[] {
+    return [...(this.procs.get(pid)?.signals ?? [])];
+  }
+
+  /** @internal How the incarnation stands, for FakePidfd. */
+  endingOf(incarnation: number): ProcessEnding {
+    const p = this.byIncarnation.get(incarnation);
+    return p?.ending ?? (p ? { state: 'running' } : { state: 'unknown' });
+  }
+
+  /** @internal */
+  uidsOf(incarnation: number): ProcessUids | null {
+    const p = this.byIncarnation.get(incarnation);
+    return p && p.ending === null ? { real: p.uid.real, effective: p.uid.effective, saved: p.uid.saved } : null;
+  }
+
+  /** @internal A pidfd for (pid, incarnation) while that process runs. */
+  openPidfd(pid: number, incarnation: number): FakePidfd | null {
+    const p = this.procs.get(pid);
+    if (!p || p.incarnation !== incarnation || p.ending !== null) return null;
+    this.openPidfds++;
+    return new FakePidfd(this, incarnation, pid, p.startTime);
+  }
+
+  /** Pidfds handed out and not closed. */
+  openPidfds = 0;
 
   /** The pids of live processes (zombies included), ascending. */
   pids(): number[] {
@@ -560,6 +632,62 @@ export class FakeProcessSource implements ProcessSource {
   }
   watchExit(pid: number, startTime: number, onExit: () => void): () => void {
     return this.host.watchExit(pid, startTime, onExit);
+  }
+  openPidfd(pid: number, incarnation: number): ProcessPidfd | null {
+    return this.host.openPidfd(pid, incarnation);
+  }
+}
+
+/** A fake pidfd: names one incarnation forever; signals through FakeHost.signal. */
+export class FakePidfd implements ProcessPidfd {
+  private isClosed = false;
+  private readonly watches = new Set<() => void>();
+  constructor(
+    private readonly host: FakeHost,
+    readonly pidfsIno: number,
+    private readonly pid: number,
+    private readonly startTime: number,
+  ) {}
+  /** As the host's exit watch of (pid, startTime): this pidfd's process. */
+  watchExit(onExit: () => void): () => void {
+    if (this.isClosed) {
+      let active = true;
+      queueMicrotask(() => {
+        if (active) onExit();
+      });
+      return () => {
+        active = false;
+      };
+    }
+    const stop = this.host.watchExit(this.pid, this.startTime, () => {
+      this.watches.delete(stop);
+      onExit();
+    });
+    this.watches.add(stop);
+    return () => {
+      this.watches.delete(stop);
+      stop();
+    };
+  }
+  get closed(): boolean {
+    return this.isClosed;
+  }
+  ending(): ProcessEnding {
+    return this.host.endingOf(this.pidfsIno);
+  }
+  uids(): ProcessUids | null {
+    return this.host.uidsOf(this.pidfsIno);
+  }
+  signal(signal: number): void {
+    if (this.isClosed) throw Object.assign(new Error('the pidfd is closed'), { code: 'ESRCH' });
+    this.host.signal(this.pidfsIno, signal);
+  }
+  close(): void {
+    if (this.isClosed) return;
+    for (const stop of [...this.watches]) stop();
+    this.watches.clear();
+    this.isClosed = true;
+    this.host.openPidfds--;
   }
 }
 

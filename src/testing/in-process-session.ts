@@ -16,7 +16,7 @@
  * - init(conn, notifier) is called at construction, as after INIT; destroy() once at the end.
  */
 import type { Logger } from 'pino';
-import { Errno, FUSE_KERNEL_MINOR_VERSION, O_ACCMODE, O_RDONLY, O_TRUNC, Opcode, W_OK } from '../fuse/abi.js';
+import { DEFAULT_POLLMASK, Errno, FUSE_KERNEL_MINOR_VERSION, O_ACCMODE, O_RDONLY, O_TRUNC, Opcode, POLLIN, W_OK } from '../fuse/abi.js';
 import { encodeAttrOut, encodeDirent, encodeEntryOut, encodeOpenOut, encodeStatfsOut } from '../fuse/codec.js';
 import type {
   AttrReply,
@@ -410,6 +410,19 @@ export class InProcessSession {
     const fh = this.nextHandle++;
     this.handles.set(fh, { node, fh: r.fh, dir, flags });
     return { ...r, fh, node, dir, flags };
+  }
+
+  /**
+   * POLL of an open file, as the kernel sends it for poll(2)/epoll with a waiter: the ready events,
+   * and the file's poll handle (kh), which the filesystem wakes through notifier.pollWakeup(kh)
+   * (recorded as { op: 'pollWakeup', kh }). kh is the session's fh. A filesystem without poll is
+   * always ready, as the kernel assumes.
+   */
+  async poll(fh: number, events = POLLIN): Promise<number> {
+    const h = this.handle(fh, 'poll');
+    const poll = this.fs.poll;
+    if (poll === undefined) return DEFAULT_POLLMASK;
+    return this.call('poll', Opcode.POLL, h.node, (ctx) => poll.call(this.fs, ctx, h.node, h.fh, events, fh));
   }
 
   private handle(fh: number, syscall: string): Handle {

@@ -35,7 +35,9 @@ export { MemoryStore } from '../core/memory-store.js';
 export { ManualTimers, type AdvancableClock, type TimerHandle, type Timers } from '../tree/timers.js';
 export { BY_INO_DIR, MAX_PID, NAME_MAX, NS_DIR, PID_DIR, ROOT_DIR, nsTypeDir } from '../tree/layout.js';
 export { Errno, errnoName, O_APPEND, O_CREAT, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../fuse/abi.js';
-export { NS_TYPES, type NsType, type NamespaceInfo, type ProcessInfo, type IdSet, type ProcessField } from '../sources/types.js';
+export { NS_TYPES, type NsType, type NamespaceInfo, type ProcessInfo, type IdSet, type ProcessField, type ProcessEnding } from '../sources/types.js';
+export { ActionError, type ActionErrorCode, type Caller as ActionCaller } from '../tree/actions.js';
+export { POLLIN } from '../fuse/abi.js';
 export type {
   Attr,
   AttrReply,

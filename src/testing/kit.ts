@@ -28,6 +28,8 @@ import type { HandleTree, HandleTreeOptions } from '../tree/handle-fs.js';
 import { BY_INO_DIR, ROOT_DIR, isStatic } from '../tree/layout.js';
 import { ManualTimers, type TimerHandle, type Timers } from '../tree/timers.js';
 import { TREE } from '../tree/tokens.js';
+import type { Caller as ActionCaller } from '../tree/actions.js';
+import type { ProcessEnding } from '../sources/types.js';
 import { FsError } from './errors.js';
 import { createFakeSourcesModule, FakeHost, type FakeHostOptions } from './fake-sources.js';
 import { InProcessSession, type InProcessSessionOptions, type OpenFile, type ReaddirOptions } from './in-process-session.js';
@@ -333,6 +335,37 @@ export class TestFilesystem {
   /** REMOVEXATTR: EROFS. */
   removexattr(_node: number, _name: string): Promise<never> {
     return this.session.mutate('removexattr');
+  }
+
+  // ---- acting on handles: poll, kill, wait -------------------------------------------------
+
+  /**
+   * POLL of an open handle (poll(2)/epoll with a waiter): a process handle answers POLLIN once the
+   * process has exited (a zombie counts), 0 before; the exit then records
+   * { op: 'pollWakeup', kh: fh } among the invalidations (FUSE_NOTIFY_POLL).
+   */
+  poll(fh: number, events?: number): Promise<number> {
+    return this.session.poll(fh, events);
+  }
+
+  /**
+   * `handlefs kill`: sends `signal` through the pidfd the service holds for exactly the handle's
+   * process, judged as kill(2) would judge `caller` (default root). Refusals throw an ActionError
+   * with code ESRCH (the process has exited; the pid may name another now), EPERM or EINVAL (a
+   * namespace handle). On the fake host an uncaught fatal signal ends the process killed by it.
+   */
+  async kill(target: number | string, signal = 15, caller: Partial<ActionCaller> = {}): Promise<void> {
+    const ino = typeof target === 'number' ? target : await this.ino(target);
+    await this.tree.signal(ino, signal, { uid: 0, ruid: caller.uid ?? 0, pid: process.pid, ...caller });
+  }
+
+  /**
+   * `handlefs wait`: resolves once the handle's process has ended, with how it ended
+   * ({ state: 'exited', code } / 'killed', signal / 'unknown'). The wait holds the handle.
+   */
+  async wait(target: number | string, caller: Partial<ActionCaller> = {}): Promise<ProcessEnding> {
+    const ino = typeof target === 'number' ? target : await this.ino(target);
+    return this.tree.wait(ino, { uid: 0, ruid: caller.uid ?? 0, pid: process.pid, ...caller });
   }
 
   // ---- library pins ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ export type Invalidation =
   | { op: 'invalEntry'; parent: number; name: string }
   /** FUSE_NOTIFY_INVAL_INODE: drop cached attributes (and data) of node `ino`. `off`/`len` only when not 0/0. */
   | { op: 'invalInode'; ino: number; off?: number; len?: number }
+  | { op: 'pollWakeup'; kh: number }
   /** FUSE_NOTIFY_INVAL_ENTRY with FUSE_EXPIRE_ONLY. */
   | { op: 'expireEntry'; parent: number; name: string }
   /** FUSE_NOTIFY_DELETE: `name` in `parent`, which was `child`, is gone. */
@@ -51,6 +52,11 @@ export class RecordingNotifier implements Notifier {
   delete(parent: number, child: number, name: string): Promise<boolean> {
     this.check('DELETE', this.supports.delete);
     this.notes.push({ op: 'delete', parent, child, name });
+    return Promise.resolve(true);
+  }
+
+  pollWakeup(kh: number): Promise<boolean> {
+    this.notes.push({ op: 'pollWakeup', kh });
     return Promise.resolve(true);
   }
 

@@ -53,13 +53,14 @@ import {
   STATIC_NODES,
   staticChild,
 } from './layout.js';
+import { ActionError, type Caller as ActionCaller, type EnterTarget, type HandleKindActions } from './actions.js';
 import { NamespaceHandles, NsObject } from './namespace-handles.js';
 import { ProcessHandles, ProcObject, type IncarnationReader } from './process-handles.js';
 import { handleName, HIDDEN, NONE, renderNamespace, renderProcess, UNREADABLE } from './render.js';
 import { AccessPolicy, isPrivileged, mayInspect, type Caller, type HidePid } from './access.js';
 import { realTimers, type TimerHandle, type Timers } from './timers.js';
 import { FIRST_DYNAMIC_INO, MAX_INO } from '../core/numbers.js';
-import type { Clock } from '../sources/types.js';
+import type { Clock, ProcessEnding } from '../sources/types.js';
 
 /** Options of the handle tree: timeouts, namespace grace period, sweeps, concurrency. */
 export interface HandleTreeOptions {
@@ -144,6 +145,8 @@ interface FileState {
   fresh: boolean;
   /** The object was already dead when the snapshot was taken. */
   dead: boolean;
+  /** The kernel's poll handle of this file, once it polled with waiters. */
+  kh?: number;
 }
 
 interface DirState {
@@ -174,6 +177,8 @@ export class HandleTree implements LowLevelFileSystem {
   readonly namespaces: NamespaceHandles;
   readonly invalidator: Invalidator;
   readonly events: TableEvents<HandleObject>;
+  /** What each kind of handle does besides being read (poll, enter, bind, signal, wait). */
+  readonly actions: Readonly<Record<string, HandleKindActions>>;
 
   private readonly ctx: TreeContext;
   private readonly log: Logger;
@@ -251,6 +256,7 @@ export class HandleTree implements LowLevelFileSystem {
     this.maxNsOpensPerUser = this.options.maxNamespaceOpensPerUser ?? 64;
     this.userNsHoldMs = this.options.userNamespaceHoldMs ?? 600_000;
     this.namespaces = new NamespaceHandles(this.ctx, this.namespaceSource, { graceMs: this.options.nsGraceMs ?? 2000 });
+    this.actions = { [PROCESS_KIND]: this.processes, [NAMESPACE_KIND]: this.namespaces };
     this.events = {
       created: (d) => this.onCreated(d),
       released: (d) => this.onReleased(d),
@@ -312,7 +318,7 @@ export class HandleTree implements LowLevelFileSystem {
     }
     for (const inode of this.table.inodes()) {
       const o = inode.object;
-      if (o instanceof ProcObject) this.processes.stopWatch(o);
+      if (o instanceof ProcObject) this.processes.dropped(o);
       else if (o instanceof NsObject) this.namespaces.closeHold(o);
     }
   }
@@ -376,7 +382,10 @@ export class HandleTree implements LowLevelFileSystem {
 
   private onDead(inode: Inode<HandleObject>): void {
     const o = inode.object;
-    if (o instanceof ProcObject) this.processes.stopWatch(o);
+    if (o instanceof ProcObject) {
+      this.processes.stopWatch(o);
+      this.processes.exited(o);
+    }
     if (o instanceof NsObject && inode.dentry === null) this.namespaces.closeHold(o);
     if (inode.dentry === null) return; // the kernel cannot hold a node it has no lookup of
     if (inode.kind === PROCESS_KIND) {
@@ -390,7 +399,7 @@ export class HandleTree implements LowLevelFileSystem {
 
   private onDropped(inode: Inode<HandleObject>): void {
     const o = inode.object;
-    if (o instanceof ProcObject) this.processes.stopWatch(o);
+    if (o instanceof ProcObject) this.processes.dropped(o);
     else if (o instanceof NsObject) this.namespaces.closeHold(o);
   }
 
@@ -797,6 +806,7 @@ export class HandleTree implements LowLevelFileSystem {
     if (st === undefined || st.kind !== 'file') return;
     this.files.delete(fh);
     st.holdTimer?.cancel();
+    if (st.kh !== undefined) this.actions[st.dentry.inode.kind]?.forgetPoller(st.dentry.inode, st.kh);
     const o = st.dentry.object;
     const root = isPrivileged(st.caller);
     if (!root) this.uncountOpen(st.caller.uid, o instanceof NsObject);
@@ -819,6 +829,107 @@ export class HandleTree implements LowLevelFileSystem {
     } finally {
       this.table.put(d);
     }
+  }
+
+  /**
+   * Ready events of an open handle, from its kind's actions: a process handle is readable once the
+   * process has exited (the pidfd contract); `kh` is woken (FUSE_NOTIFY_POLL) at the exit.
+   * The check and the registration run in one synchronous step, so the exit cannot slip between.
+   * A file a predecessor opened (a restart) is adopted first.
+   */
+  poll(ctx: RequestContext, nodeId: number, fh: number, _events: number, kh?: number): number | Promise<number> {
+    const st = this.files.get(fh);
+    if (st === undefined) return this.adoptFile(nodeId, fh, { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid }).then((a) => (a === undefined ? fail(Errno.EBADF) : this.pollFile(a, kh)));
+    if (st.kind !== 'file') fail(Errno.EBADF);
+    return this.pollFile(st, kh);
+  }
+
+  private pollFile(st: FileState, kh: number | undefined): number {
+    const inode = st.dentry.inode;
+    const actions = this.actions[inode.kind];
+    if (actions === undefined) fail(Errno.EBADF);
+    if (kh !== undefined) st.kh = kh;
+    return actions.poll(inode, kh);
+  }
+
+  // ---- actions by handle number (the service's control socket) ----
+
+  /**
+   * Runs `fn` on the handle numbered `ino` with a hold on it (so its pidfd or namespace hold stays
+   * while `fn` runs, waits included). A live handle is re-validated first; a dead one is still
+   * found while the kernel references it (its ending can be read, signals are refused).
+   */
+  async withHandle<T>(ino: number, fn: (inode: Inode<HandleObject>, actions: HandleKindActions) => T | Promise<T>): Promise<T> {
+    const inode = this.table.inode(ino);
+    const actions = inode === undefined ? undefined : this.actions[inode.kind];
+    if (inode === undefined || inode.object === undefined || actions === undefined) throw new ActionError('ENOENT', `no handle numbered ${ino}`);
+    let d: Dentry<HandleObject> | null;
+    if (this.table.isDead(inode)) d = inode.dentry === null ? null : this.table.get(inode.dentry);
+    else {
+      d = await this.acquireIno(ino);
+      if (d === null && !this.table.isDead(inode)) throw new ActionError('ENOENT', `the object of handle ${ino} is gone`);
+      // The service's own use (like a library pin): the namespace grace restarts as for root.
+      if (d !== null) this.engage(d, true);
+    }
+    try {
+      return await fn(inode, actions);
+    } finally {
+      if (d !== null) this.table.put(d);
+    }
+  }
+
+  /** The namespaces to enter for handle `ino` (a namespace, or all of a process's). */
+  enterTargets(ino: number): Promise<EnterTarget[]> {
+    return this.withHandle(ino, (inode, a) => a.enter(inode, this.namespaces));
+  }
+
+  /** The namespace to bind-mount for handle `ino`; refused for a process handle. */
+  bindTarget(ino: number): Promise<EnterTarget> {
+    return this.withHandle(ino, (inode, a) => a.bind(inode));
+  }
+
+  signal(ino: number, signal: number, caller: ActionCaller): Promise<void> {
+    return this.withHandle(ino, (inode, a) => a.signal(inode, signal, caller));
+  }
+
+  wait(ino: number, caller: ActionCaller, signal?: AbortSignal): Promise<ProcessEnding> {
+    return this.withHandle(ino, (inode, a) => a.wait(inode, caller, signal));
+  }
+
+  /** Namespaces handlefs holds open now, with what references each handle (for status). */
+  heldNamespaces(): HeldNamespace[] {
+    const out: HeldNamespace[] = [];
+    for (const inode of this.table.inodes()) {
+      const o = inode.object;
+      if (!(o instanceof NsObject) || !o.held) continue;
+      const d = inode.dentry;
+      out.push({
+        ino: inode.ino,
+        type: o.type,
+        inum: o.inum,
+        nsId: o.info.nsId,
+        lookups: d?.lookups ?? 0,
+        opens: d?.opens ?? 0,
+        pins: d?.pins ?? 0,
+        dead: this.table.isDead(inode),
+      });
+    }
+    return out.sort((a, b) => a.ino - b.ino);
+  }
+
+  /** The handle number a path inside the mount names (`/ns/net/<inum>`, `/pid/<pid>`, `/by-ino/<n>`), if known. */
+  inoOfPath(rel: string): number | undefined {
+    const parts = rel.split('/').filter((x) => x !== '');
+    if (parts.length === 2 && parts[0] === 'by-ino') return parseInoName(parts[1]!);
+    if (parts.length === 2 && parts[0] === 'pid') {
+      const pid = parsePidName(parts[1]!);
+      return pid === undefined ? undefined : this.processes.current(pid)?.ino;
+    }
+    if (parts.length === 3 && parts[0] === 'ns') {
+      const inum = parseInumName(parts[2]!);
+      return inum === undefined ? undefined : this.namespaces.current(inum)?.ino;
+    }
+    return undefined;
   }
 
   /** The handle's text, as of now. Numbers it shows are durable before it returns. */
@@ -866,9 +977,11 @@ export class HandleTree implements LowLevelFileSystem {
     } else {
       ns = (o.nsLines as Record<NsType, string> | null) ?? (Object.fromEntries(NS_TYPES.map((t) => [t, NONE])) as Record<NsType, string>);
     }
+    const dead = !alive || this.table.isDead(d.inode);
     return renderProcess({
       info: o.info,
-      dead: !alive || this.table.isDead(d.inode),
+      dead,
+      ending: dead ? this.processes.ending(d.inode) : null,
       ns,
       ino: d.ino,
       generation: d.inode.generation,
@@ -1065,6 +1178,21 @@ export class HandleTree implements LowLevelFileSystem {
       putAll(this.table, held);
     }
   }
+}
+
+/** A namespace handlefs holds open, and the references on its handle. */
+export interface HeldNamespace {
+  ino: number;
+  type: NsType;
+  inum: number;
+  nsId: string | null;
+  /** Kernel lookups: a bind mount of the handle, or a name the kernel caches. */
+  lookups: number;
+  /** Open descriptors of the handle file. */
+  opens: number;
+  /** Library pins (InodeTable.pin). */
+  pins: number;
+  dead: boolean;
 }
 
 /** First index whose element satisfies `pred` (which must be false then true along the array). */

@@ -6,6 +6,8 @@ export { TREE } from './tokens.js';
 export { ProcObject, ProcessHandles, processIdentity, type IncarnationReader } from './process-handles.js';
 export { NsObject, NamespaceHandles, namespaceIdentity, nsIncarnation } from './namespace-handles.js';
 export type { HandleObject } from './context.js';
+export { ActionError, type ActionErrorCode, type Caller, type EnterTarget, type HandleKindActions } from './actions.js';
+export type { HeldNamespace } from './handle-fs.js';
 export { Invalidator, type InvalidationCounters } from './invalidation.js';
 export { ManualTimers, realTimers, type Timers, type TimerHandle, type AdvancableClock } from './timers.js';
 export { renderNamespace, renderProcess, escapeValue, stateText, handleName, UNREADABLE, NONE } from './render.js';

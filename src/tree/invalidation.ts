@@ -63,6 +63,13 @@ export class Invalidator {
     this.track(() => n.invalInode(ino), { ino }, observe === null ? undefined : () => observe((performance.now() - t0) / 1000));
   }
 
+  /** Wake the kernel's pollers of the file with poll handle `kh` (FUSE_NOTIFY_POLL). */
+  pollWakeup(kh: number): void {
+    const n = this.notifier;
+    if (n === null || n.pollWakeup === undefined) return;
+    this.track(() => n.pollWakeup!(kh), { kh });
+  }
+
   private track(send: () => Promise<boolean>, what: Record<string, unknown>, delivered?: () => void): void {
     let p: Promise<boolean>;
     try {

@@ -16,7 +16,9 @@
 import type { Dentry, Identity, Inode } from '../core/inode.js';
 import { StaleIdentityError } from '../core/inode-table.js';
 import { SingleFlight } from '../core/single-flight.js';
-import type { NamespaceHandle, NamespaceInfo, NamespaceRef, NamespaceSource, NsType } from '../sources/types.js';
+import type { NamespaceHandle, NamespaceInfo, NamespaceRef, NamespaceSource, NsType, ProcessEnding } from '../sources/types.js';
+import { DEFAULT_POLLMASK } from '../fuse/abi.js';
+import { ActionError, type EnterTarget, type HandleKindActions } from './actions.js';
 import { mapLimit, NAMESPACE_KIND, type HandleObject, type TreeContext } from './context.js';
 import { BY_INO_DIR, nsTypeDir } from './layout.js';
 import type { TimerHandle } from './timers.js';
@@ -77,7 +79,7 @@ export interface NamespaceHandlesOptions {
   graceMs: number;
 }
 
-export class NamespaceHandles {
+export class NamespaceHandles implements HandleKindActions {
   private readonly flight = new SingleFlight<string, NsObject | null>();
   private readonly listFlight = new SingleFlight<number, NamespaceRef[]>();
   /** NamespaceSource.open calls (for tests and stats). */
@@ -366,6 +368,38 @@ export class NamespaceHandles {
       }
     });
     return dead;
+  }
+
+  // ---- actions (the per-kind table in actions.ts) ----
+
+  /** nsfs files have no poll: always ready, like any file without one. */
+  poll(): number {
+    return DEFAULT_POLLMASK;
+  }
+
+  forgetPoller(): void {}
+
+  /** The namespace itself, held (re-opened if its hold was closed) for setns(2). */
+  async enter(inode: Inode<HandleObject>): Promise<EnterTarget[]> {
+    return [await this.bind(inode)];
+  }
+
+  async bind(inode: Inode<HandleObject>): Promise<EnterTarget> {
+    const o = inode.object;
+    if (!(o instanceof NsObject) || this.ctx.table.isDead(inode) || !(await this.ensureHold(o)) || this.ctx.table.isDead(inode)) {
+      throw new ActionError('ENOENT', 'the namespace of this handle is gone');
+    }
+    this.touch(o);
+    const fd = o.handle?.fd;
+    return { type: o.type, inum: o.inum, nsId: o.info.nsId, fd: fd === undefined || fd < 0 ? null : fd };
+  }
+
+  signal(): void {
+    throw new ActionError('EINVAL', 'a namespace handle names no process to signal');
+  }
+
+  wait(): Promise<ProcessEnding> {
+    throw new ActionError('EINVAL', 'a namespace handle names no process to wait for');
   }
 
   /** Closes every hold (destroy). */

@@ -11,8 +11,11 @@
 import type { Identity, Dentry, Inode } from '../core/inode.js';
 import { StaleIdentityError } from '../core/inode-table.js';
 import { SingleFlight } from '../core/single-flight.js';
-import type { ProcessInfo, ProcessSource } from '../sources/types.js';
+import type { NsType, ProcessEnding, ProcessInfo, ProcessPidfd, ProcessSource } from '../sources/types.js';
+import { POLLIN, POLLRDNORM } from '../fuse/abi.js';
+import { ActionError, type Caller, type EnterTarget, type HandleKindActions } from './actions.js';
 import { mapLimit, PROCESS_KIND, type HandleObject, type TreeContext } from './context.js';
+import type { NamespaceHandles } from './namespace-handles.js';
 
 /** What the tree keeps for one process inode. */
 export class ProcObject {
@@ -23,6 +26,14 @@ export class ProcObject {
   unwatch: (() => void) | null = null;
   /** Namespace lines as last rendered while alive (shown again once dead). */
   nsLines: Readonly<Record<string, string>> | null = null;
+  /** A pidfd for exactly this process, held while the kernel references the handle. */
+  pidfd: ProcessPidfd | null = null;
+  /** How it ended, once the kernel told (kept after the pidfd is closed). */
+  ended: ProcessEnding | null = null;
+  /** FUSE poll handles of open files waiting for the exit. */
+  readonly pollers = new Set<number>();
+  /** Callbacks waiting for the exit (handlefs wait). */
+  readonly exitWaiters = new Set<() => void>();
 
   constructor(
     /** As last read from the host. */
@@ -52,7 +63,13 @@ export function hasExited(state: string): boolean {
 /** Reads what identifies the process now under a pid, and its state (for sweeps of dormant inodes). */
 export type IncarnationReader = (pid: number) => Promise<{ incarnation: number; state: string } | null>;
 
-export class ProcessHandles {
+/** Whether kill(2) would let `caller` signal a process with these uids (signal.c kill_ok_by_cred). */
+export function mayKill(caller: Caller, target: { real: number; saved: number }): boolean {
+  if (caller.uid === 0) return true;
+  return [caller.uid, caller.ruid].some((u) => u === target.real || u === target.saved);
+}
+
+export class ProcessHandles implements HandleKindActions {
   private readonly flight = new SingleFlight<number, ProcObject | null>();
   private readonly readIncarnation: IncarnationReader;
   /** /proc reads done (for tests and stats). */
@@ -166,22 +183,170 @@ export class ProcessHandles {
     if (!(o instanceof ProcObject) || o.unwatch !== null || d.released || this.ctx.table.isDead(d.inode)) return;
     const identity = processIdentity(o.info);
     let fired = false;
-    const unwatch = this.source.watchExit(
-      o.pid,
-      o.startTime,
-      () => {
-        fired = true;
-        if (o.unwatch === unwatch) o.unwatch = null;
-        this.ctx.table.objectGone(identity);
-      },
-      o.info.incarnation,
-    );
+    const onExit = (): void => {
+      fired = true;
+      if (o.unwatch === unwatch) o.unwatch = null;
+      this.ctx.table.objectGone(identity);
+    };
+    // One descriptor per process: the pidfd held for kill and exit status is also the exit watch;
+    // the source's own watch (a pidfd of its own, or polling) only where none could be had.
+    if (o.pidfd === null) this.openPidfd(o);
+    const unwatch = o.pidfd !== null ? o.pidfd.watchExit(onExit) : this.source.watchExit(o.pid, o.startTime, onExit, o.info.incarnation);
     if (!fired) o.unwatch = unwatch;
+  }
+
+  private openPidfd(o: ProcObject): void {
+    try {
+      o.pidfd = this.source.openPidfd?.(o.pid, o.info.incarnation) ?? null;
+    } catch (err) {
+      this.ctx.log.warn({ err, pid: o.pid }, 'no pidfd for a process handle (exit status will read unknown)');
+    }
+  }
+
+  /** The process has exited (the table marked it dead): wake pollers and waiters. */
+  exited(o: ProcObject): void {
+    for (const kh of o.pollers) this.ctx.inval.pollWakeup(kh);
+    o.pollers.clear();
+    const waiters = [...o.exitWaiters];
+    o.exitWaiters.clear();
+    for (const w of waiters) w();
+  }
+
+  /** How the process ended: null while it runs; 'unknown' where no pidfd saw the exit. */
+  ending(inode: Inode<HandleObject>): ProcessEnding | null {
+    const o = inode.object;
+    if (!(o instanceof ProcObject)) return null;
+    if (o.ended !== null) return o.ended;
+    const dead = this.ctx.table.isDead(inode);
+    let e: ProcessEnding = { state: 'unknown' };
+    if (o.pidfd !== null && !o.pidfd.closed) {
+      try {
+        e = o.pidfd.ending();
+      } catch (err) {
+        this.ctx.log.warn({ err, pid: o.pid }, 'reading how a process ended failed');
+      }
+    }
+    if (e.state === 'running') return dead ? { state: 'unknown' } : null;
+    if (e.state !== 'unknown') o.ended = e;
+    return dead || e.state !== 'unknown' ? e : null;
+  }
+
+  // ---- actions (the per-kind table in actions.ts) ----
+
+  poll(inode: Inode<HandleObject>, kh: number | undefined): number {
+    const o = inode.object;
+    if (this.ctx.table.isDead(inode) || !(o instanceof ProcObject)) return POLLIN | POLLRDNORM;
+    if (kh !== undefined) o.pollers.add(kh);
+    return 0;
+  }
+
+  forgetPoller(inode: Inode<HandleObject>, kh: number): void {
+    const o = inode.object;
+    if (o instanceof ProcObject) o.pollers.delete(kh);
+  }
+
+  /** Signals exactly this process through the pidfd held for it, if kill(2) would let the caller. */
+  signal(inode: Inode<HandleObject>, signal: number, caller: Caller): void {
+    const o = this.object(inode);
+    if (this.ctx.table.isDead(inode) || o.pidfd === null || o.pidfd.closed) {
+      if (!this.ctx.table.isDead(inode) && o.pidfd === null) {
+        throw new ActionError('ENOTSUP', `no pidfd is held for process ${o.pid} (the native helper is needed)`);
+      }
+      throw new ActionError('ESRCH', `process ${o.pid} of this handle has exited`);
+    }
+    const uids = o.pidfd.uids();
+    if (uids === null) throw new ActionError('ESRCH', `process ${o.pid} of this handle has exited`);
+    if (!mayKill(caller, uids)) throw new ActionError('EPERM', `not allowed to signal process ${o.pid}`);
+    try {
+      o.pidfd.signal(signal);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === 'ESRCH') throw new ActionError('ESRCH', `process ${o.pid} of this handle has exited`);
+      if (code === 'EPERM') throw new ActionError('EPERM', `not allowed to signal process ${o.pid}`);
+      throw err;
+    }
+  }
+
+  /** Resolves with how the process ended, once it has; the caller must be allowed to signal it. */
+  wait(inode: Inode<HandleObject>, caller: Caller, signal?: AbortSignal): Promise<ProcessEnding> {
+    const o = this.object(inode);
+    const uids = o.pidfd?.uids() ?? (o.info.uid === null ? null : { real: o.info.uid.real, saved: o.info.uid.saved });
+    if (uids !== null && !mayKill(caller, uids)) throw new ActionError('EPERM', `not allowed to wait for process ${o.pid}`);
+    if (uids === null && caller.uid !== 0) throw new ActionError('EPERM', `not allowed to wait for process ${o.pid}`);
+    const done = (): ProcessEnding => this.ending(inode) ?? { state: 'unknown' };
+    if (this.ctx.table.isDead(inode)) return Promise.resolve(done());
+    if (o.unwatch === null && o.pidfd === null) throw new ActionError('ENOTSUP', `the exit of process ${o.pid} is not watched (open the handle first)`);
+    return new Promise((resolve, reject) => {
+      const waiter = (): void => {
+        signal?.removeEventListener('abort', abort);
+        resolve(done());
+      };
+      const abort = (): void => {
+        o.exitWaiters.delete(waiter);
+        reject(new ActionError('ECANCELED', 'the wait was given up'));
+      };
+      if (signal?.aborted) return abort();
+      signal?.addEventListener('abort', abort, { once: true });
+      o.exitWaiters.add(waiter);
+    });
+  }
+
+  /** Every namespace of the process, held by handlefs, for `handlefs exec`; it must still run. */
+  async enter(inode: Inode<HandleObject>, namespaces: NamespaceHandles): Promise<EnterTarget[]> {
+    const o = this.object(inode);
+    if (this.ctx.table.isDead(inode) || !(await this.refresh(inode, o))) throw new ActionError('ESRCH', `process ${o.pid} of this handle has exited`);
+    const out: EnterTarget[] = [];
+    const holds: Dentry<HandleObject>[] = [];
+    try {
+      for (const [type, inum] of Object.entries(o.info.namespaces) as Array<[NsType, number]>) {
+        const d = await namespaces.acquire(type, inum);
+        if (d === null) throw new ActionError('EACCES', `the ${type} namespace of process ${o.pid} cannot be opened`);
+        holds.push(d);
+        out.push(...(await namespaces.enter(d.inode)));
+      }
+      if (this.ctx.table.isDead(inode)) throw new ActionError('ESRCH', `process ${o.pid} of this handle has exited`);
+      return out;
+    } finally {
+      for (const d of holds) this.ctx.table.put(d);
+    }
+  }
+
+  bind(inode: Inode<HandleObject>): EnterTarget {
+    const o = this.object(inode);
+    throw new ActionError('EINVAL', `a process handle (pid ${o.pid}) cannot be bound: nsfs has no process files; bind one of its namespaces (ns/<type>/<inum>)`);
+  }
+
+  private object(inode: Inode<HandleObject>): ProcObject {
+    const o = inode.object;
+    if (!(o instanceof ProcObject)) throw new ActionError('ESTALE', 'the handle is gone');
+    return o;
+  }
+
+  private closePidfd(o: ProcObject): void {
+    const p = o.pidfd;
+    if (p === null) return;
+    if (o.ended === null) {
+      try {
+        const e = p.ending();
+        if (e.state === 'exited' || e.state === 'killed') o.ended = e;
+      } catch {
+        /* keep unknown */
+      }
+    }
+    o.pidfd = null;
+    p.close();
   }
 
   /** The dentry is gone: stop watching (the inode stays, dormant, while the process lives). */
   released(o: ProcObject): void {
     this.stopWatch(o);
+    this.closePidfd(o);
+    o.pollers.clear();
+  }
+
+  /** The inode leaves the table, or the tree stops: nothing more to watch or signal. */
+  dropped(o: ProcObject): void {
+    this.released(o);
   }
 
   stopWatch(o: ProcObject): void {

@@ -2,7 +2,7 @@
  * The text a handle reads: one `Key:\tvalue\n` line per field, like /proc/PID/status. Pure
  * functions over values the handle modules have already resolved; docs/tree.md documents every key.
  */
-import type { IdSet, NsType, ProcessInfo } from '../sources/types.js';
+import type { IdSet, NsType, ProcessEnding, ProcessInfo } from '../sources/types.js';
 import { NS_TYPES } from '../sources/types.js';
 
 /** What a field says when the source could not read it. */
@@ -65,6 +65,15 @@ export interface ProcessView {
   readonly ino: number;
   readonly generation: number;
   readonly handle: string;
+  /** How it ended (dead handles only): ExitCode/ExitSignal, or ExitCode unknown. */
+  readonly ending?: ProcessEnding | null;
+}
+
+/** The line saying how a process ended: the kernel's word, never a guess. */
+export function endingLine(e: ProcessEnding | null | undefined): [string, string] {
+  if (e?.state === 'exited') return ['ExitCode', String(e.code)];
+  if (e?.state === 'killed') return ['ExitSignal', String(e.signal)];
+  return ['ExitCode', 'unknown'];
 }
 
 export function renderProcess(v: ProcessView): string {
@@ -76,7 +85,9 @@ export function renderProcess(v: ProcessView): string {
     ['Gid', ids(i.gid)],
     ['Comm', escapeValue(i.comm)],
     ['State', v.dead ? 'dead' : stateText(i.state)],
+    ...(v.dead ? [endingLine(v.ending)] : []),
     ['StartTime', String(i.startTime)],
+    ['PidfsIno', i.pidfsIno === undefined || i.pidfsIno === null ? UNREADABLE : String(i.pidfsIno)],
     ['Cgroup', i.cgroup === null ? UNREADABLE : escapeValue(i.cgroup)],
   ];
   for (const type of NS_TYPES) lines.push([`Ns.${type}`, v.ns[type]]);
