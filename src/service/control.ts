@@ -159,7 +159,14 @@ export class ControlServer {
         process.umask(umask);
       }
     });
-    fs.chmodSync(socketPath, tryLoadNative() === null ? 0o600 : 0o666);
+    if (tryLoadNative() === null) fs.chmodSync(socketPath, 0o600);
+    else {
+      // Every request is judged by the caller's credentials: others may connect (and traverse the
+      // runtime directory to the socket, 0711: not list it; its other files stay 0600).
+      fs.chmodSync(socketPath, 0o666);
+      const dir = path.dirname(socketPath);
+      if ((fs.statSync(dir).mode & 0o111) !== 0o111) fs.chmodSync(dir, (fs.statSync(dir).mode & 0o777) | 0o711);
+    }
     return new ControlServer(server, socketPath);
   }
 
