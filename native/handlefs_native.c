@@ -480,6 +480,9 @@ done:
     return NULL;
   }
   return result;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* pidfdInfo(fd) / pidfdSendSignal(fd, sig) / peerCred(sock) */
 
 static int set_u32(napi_env env, napi_value obj, const char *name, uint32_t v) {
