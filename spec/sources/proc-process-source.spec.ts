@@ -88,10 +88,12 @@ nativeTest('the one-call native read and the per-file read agree, field for fiel
   for (const pid of [process.pid, 1]) {
     const a = (await fast.read(pid))!;
     const b = (await slow.read(pid))!;
-    const { incarnation: ia, state: sa, ...ra } = a;
-    const { incarnation: ib, state: sb, ...rb } = b;
+    const { incarnation: ia, state: sa, pidfsIno: pa, ...ra } = a;
+    const { incarnation: ib, state: sb, pidfsIno: pb, ...rb } = b;
     t.deepEqual(ra, rb, `pid ${pid}`);
     t.true(ia > 0 && ib === b.startTime);
+    t.is(pa, ia, 'with the helper the incarnation is the pidfs inode, and PidfsIno shows it');
+    t.is(pb, null, 'without it there is no pidfs inode to show');
     t.truthy(sa && sb);
   }
   t.is(await fast.read(0x3fffffff), null);
