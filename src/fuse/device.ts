@@ -126,6 +126,7 @@ export class DevFuseChannel implements FuseChannel {
   start(sink: ChannelSink): void {
     if (this.sink) throw new Error('DevFuseChannel: already started');
     this.sink = sink;
+    this.notifyWriter.warm();
     const channel = this;
     const target: ReaderTarget = {
       fd: this.fd,

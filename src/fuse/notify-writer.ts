@@ -9,8 +9,9 @@
  * write(2)s, one at a time and in order; the event loop and the pool stay free to answer the
  * lookups, so the lock is released and the write goes through.
  *
- * The thread is an inline script (no separate file for the bundler to miss), started on the
- * first notification and unref'd so it never keeps the process alive.
+ * The thread is an inline script (no separate file for the bundler to miss), started with the
+ * channel (starting it takes tens of milliseconds, which the first exit invalidation must not
+ * pay) and unref'd so it never keeps the process alive.
  */
 import { Worker } from 'node:worker_threads';
 import { errnoError } from './device-readers.js';
@@ -47,6 +48,11 @@ export class NotifyWriter {
     return this.pending.size;
   }
 
+  /** Starts the thread ahead of the first notification. */
+  warm(): void {
+    if (!this.stopped) this.start();
+  }
+
   /** Resolves once the kernel took `buf`; rejects with an errno error (code ENOENT, ENODEV, ...). */
   write(buf: Buffer): Promise<void> {
     if (this.stopped) return Promise.reject(errnoError('ENODEV', 'write'));
@@ -75,7 +81,8 @@ export class NotifyWriter {
 
   private start(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(SOURCE, { eval: true, workerData: { fd: this.fd } });
+    // Plain JavaScript: none of the parent's loaders (a test runner's TypeScript hooks) are needed.
+    const worker = new Worker(SOURCE, { eval: true, workerData: { fd: this.fd }, execArgv: [] });
     worker.unref();
     worker.on('message', (m: { id: number; code: string | null }) => {
       const p = this.pending.get(m.id);

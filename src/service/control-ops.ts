@@ -18,8 +18,19 @@ export interface NamespacePath {
   path: string;
 }
 
-function rootOnly(caller: ControlCaller, what: string): void {
-  if (caller.uid !== 0) throw new ControlError('EPERM', `${what} needs root (it hands out the service's namespace descriptors; setns(2) needs CAP_SYS_ADMIN anyway)`);
+/** Requests only root may make: the command a person typed, and why (said in the refusal). */
+const ROOT_ONLY: Partial<Record<ControlRequest['op'], readonly [command: string, why: string]>> = {
+  status: ['status', 'it shows what the service holds for every user'],
+  handles: ['ls', 'it lists every handle and what holds it, for every user'],
+  metrics: ['status --prometheus', "it shows the service's counters for every user"],
+  enter: ['exec', "it hands out the service's namespace descriptors; setns(2) needs CAP_SYS_ADMIN anyway"],
+  bind: ['bind', "it hands out the service's namespace descriptors; mount(2) needs CAP_SYS_ADMIN anyway"],
+};
+
+/** Refuses a root-only request from anyone else with EPERM. */
+export function checkCaller(request: ControlRequest, caller: ControlCaller): void {
+  const rule = ROOT_ONLY[request.op];
+  if (rule !== undefined && caller.uid !== 0) throw new ControlError('EPERM', `${rule[0]} needs root: ${rule[1]}`);
 }
 
 function pathOf(t: EnterTarget): NamespacePath {
@@ -40,16 +51,14 @@ export async function answerControl(
   caller: ControlCaller,
   signal: AbortSignal,
 ): Promise<unknown> {
+  checkCaller(request, caller);
   try {
     switch (request.op) {
       case 'status':
-        rootOnly(caller, 'status');
         return status();
       case 'enter':
-        rootOnly(caller, 'exec');
         return (await tree.enterTargets(validIno(request.ino))).map(pathOf);
       case 'bind':
-        rootOnly(caller, 'bind');
         return pathOf(await tree.bindTarget(validIno(request.ino)));
       case 'kill': {
         const sig = request.signal;

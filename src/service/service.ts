@@ -37,8 +37,8 @@ import { TREE } from '../tree/tokens.js';
 import { raiseFdLimit } from './fd-limit.js';
 import { ServiceRefusal } from './refusal.js';
 import { assembleContainer } from './container.js';
-import { ControlError, ControlServer, realMountpoint, runtimeDir } from './control.js';
-import { answerControl } from './control-ops.js';
+import { ControlServer, realMountpoint, runtimeDir } from './control.js';
+import { answerControl, checkCaller } from './control-ops.js';
 import { handleBindMounts } from './bind-mounts.js';
 import { collectStatus, type ServiceStatus } from './status.js';
 import { collectHandles } from './handles.js';
@@ -292,7 +292,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
       mountpoint,
       (request, caller, signal) => {
         if (request.op === 'handles' || request.op === 'metrics') {
-          if (caller.uid !== 0) throw new ControlError('EPERM', `${request.op} needs root`);
+          checkCaller(request, caller);
           return request.op === 'handles' ? collectHandles(table, mountpoint) : metrics.text();
         }
         return answerControl(tree, status, request, caller, signal);

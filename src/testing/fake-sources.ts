@@ -106,6 +106,7 @@ export interface FakeProcessSpec {
 
 /** How a fake process ends: `exit(pid, { code })` or `{ signal }`; default code 0. */
 export interface FakeExitSpec {
+  /** Stay a zombie (unreaped: listed, state Z) instead of vanishing at once. */
   zombie?: boolean;
   /** Exit code 0-255 (exit(3)). */
   code?: number;
@@ -368,19 +369,19 @@ export class FakeHost {
     return [...(this.procs.get(pid)?.signals ?? [])];
   }
 
-  /** @internal How the incarnation stands, for FakePidfd. */
+  /** How the incarnation stands (running, exited with a code, killed by a signal); used by FakePidfd. */
   endingOf(incarnation: number): ProcessEnding {
     const p = this.byIncarnation.get(incarnation);
     return p?.ending ?? (p ? { state: 'running' } : { state: 'unknown' });
   }
 
-  /** @internal */
+  /** The real, effective and saved uids of a running incarnation (null once it ended); used by FakePidfd. */
   uidsOf(incarnation: number): ProcessUids | null {
     const p = this.byIncarnation.get(incarnation);
     return p && p.ending === null ? { real: p.uid.real, effective: p.uid.effective, saved: p.uid.saved } : null;
   }
 
-  /** @internal A pidfd for (pid, incarnation) while that process runs. */
+  /** A pidfd for (pid, incarnation) while that process runs; null if it does not. */
   openPidfd(pid: number, incarnation: number): FakePidfd | null {
     const p = this.procs.get(pid);
     if (!p || p.incarnation !== incarnation || p.ending !== null) return null;
@@ -669,6 +670,7 @@ export class FakePidfd implements ProcessPidfd {
       stop();
     };
   }
+  /** True once close() was called. */
   get closed(): boolean {
     return this.isClosed;
   }
@@ -682,6 +684,7 @@ export class FakePidfd implements ProcessPidfd {
     if (this.isClosed) throw Object.assign(new Error('the pidfd is closed'), { code: 'ESRCH' });
     this.host.signal(this.pidfsIno, signal);
   }
+  /** Stops its exit watches and releases it (idempotent). */
   close(): void {
     if (this.isClosed) return;
     for (const stop of [...this.watches]) stop();

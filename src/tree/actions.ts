@@ -29,6 +29,7 @@ export interface EnterTarget {
 /** Errno-named refusals; the service passes code and message on, the CLI maps codes to exit codes. */
 export type ActionErrorCode = 'ESRCH' | 'EPERM' | 'EINVAL' | 'ENOTSUP' | 'EACCES' | 'ESTALE' | 'ENOENT' | 'ECANCELED';
 
+/** A refusal of an action (kill, wait, enter, bind), named by its errno. */
 export class ActionError extends Error {
   override name = 'ActionError';
   constructor(
