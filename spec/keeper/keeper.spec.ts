@@ -347,3 +347,76 @@ mountTest('umount: a busy mount is reported (exit 16) with what holds it; --lazy
   spawnSync('umount', [bound]);
   t.true(await gone(s.keeperPid!, 10_000), 'the service exits once the last user is gone');
 });
+
+/** The keeper's open descriptors that name namespace `type:[inum]`. */
+function keeperCopies(keeperPid: number, type: string, inum: number): number {
+  let n = 0;
+  for (const fd of fs.readdirSync(`/proc/${keeperPid}/fd`)) {
+    try {
+      if (fs.readlinkSync(`/proc/${keeperPid}/fd/${fd}`) === `${type}:[${inum}]`) n++;
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return n;
+}
+
+const haveUnshare = spawnSync('unshare', ['--net', 'true']).status === 0 && spawnSync('nsenter', ['--version']).status === 0;
+const nsMountTest = haveUnshare ? mountTest : test.serial.skip;
+if (!haveUnshare) console.log('keeper.spec: unshare --net or nsenter unavailable; the held-namespace crash test is skipped');
+
+nsMountTest('kill -9 and restart of the serving process: a namespace only a bind mount of its handle keeps alive survives, then goes with it', async (t) => {
+  const sb = sandbox(t);
+  const s = await mountDaemon(t, sb);
+  const own = fs.statSync('/proc/self/ns/net').ino;
+  const holder = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore' });
+  sb.pids.push(holder.pid!);
+  const exited = new Promise((r) => holder.once('exit', r));
+  let inum = own;
+  for (let i = 0; i < 500 && inum === own; i++) {
+    await sleep(10);
+    inum = fs.statSync(`/proc/${holder.pid}/ns/net`).ino; // unshare execs sleep in the new namespace
+  }
+  t.not(inum, own, 'the process runs in a new network namespace');
+  const handle = path.join(sb.mnt, 'ns', 'net', String(inum));
+  const ino = fs.statSync(handle).ino;
+  const file = path.join(sb.dir, 'netns');
+  fs.writeFileSync(file, '');
+  t.is(spawnSync('mount', ['--bind', handle, file]).status, 0, 'bind mount of the handle');
+  sb.binds.push(file);
+  holder.kill('SIGKILL');
+  await exited;
+  // `handlefs exec FILE` enters what the handle bind-mounted at FILE names, through the mount.
+  const inside = async () => run(['exec', file, '--', 'readlink', '/proc/self/ns/net'], sb.env);
+  const before = await inside();
+  t.is(before.stdout.trim(), `net:[${inum}]`, `handlefs alone keeps the namespace alive: ${before.stderr}`);
+
+  process.kill(s.pid, 'SIGKILL');
+  const next = await waitNewServer(sb, s.pid);
+  if (next === undefined) return t.fail('no server took over');
+  const after = await inside();
+  t.is(after.stdout.trim(), `net:[${inum}]`, `still alive after the crash: ${after.stderr}`);
+  t.is(fs.statSync(file).ino, ino, 'the bind mount shows the same number');
+  t.is(fs.statSync(handle).ino, ino, 'the handle keeps its number');
+  const held = (await status(sb))!.held ?? [];
+  t.true(held.some((h) => h.inum === inum), 'the successor holds it');
+  t.is(keeperCopies(s.keeperPid!, 'net', inum), 1, 'the keeper keeps exactly one copy');
+  // A graceful restart hands it over too.
+  t.is((await run(['restart', sb.mnt], sb.env)).code, 0);
+  const restarted = await inside();
+  t.is(restarted.stdout.trim(), `net:[${inum}]`, `still alive after a restart: ${restarted.stderr}`);
+  t.is(keeperCopies(s.keeperPid!, 'net', inum), 1, 'still one copy');
+
+  // Once nothing references the handle, the hold and the keeper's copy go: the namespace may end.
+  spawnSync('umount', [file]);
+  const deadline = Date.now() + 15_000;
+  let left = 1;
+  while (Date.now() < deadline) {
+    const now = (await status(sb))?.held ?? [];
+    left = (now.some((h) => h.inum === inum) ? 1 : 0) + keeperCopies(s.keeperPid!, 'net', inum);
+    if (left === 0) break;
+    await sleep(200);
+  }
+  t.is(left, 0, 'neither the server nor the keeper holds it after the grace period');
+  t.is((await run(['umount', sb.mnt], sb.env)).code, 0);
+});

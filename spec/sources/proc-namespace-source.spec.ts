@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { fstatSync, mkdtempSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -120,6 +120,39 @@ nativeTest('a held handle keeps a dead process\'s network namespace alive; close
   h.close();
   t.is(src.heldCount, 0);
   t.is(await src.open('net', inum, id!), null, 'namespace still reachable after close()');
+});
+
+nativeTest('keepWith(): holds are reported once per namespace; a namespace only a holder\'s descriptor keeps is found through it', async (t) => {
+  const child = spawn('unshare', ['--net', 'sleep', '30'], { stdio: 'ignore' });
+  t.teardown(() => child.kill('SIGKILL'));
+  const inum = await netnsOf(child, selfNs('net').inum);
+  t.not(inum, selfNs('net').inum, 'unshare --net did not take effect');
+  // The holder's copy (a keeper's): this process's own descriptor, opened outside any source.
+  const copy = openSync(`/proc/${child.pid}/ns/net`, 'r');
+  t.teardown(() => closeSync(copy));
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+
+  t.is(await new ProcNamespaceSource({ logger, native }).open('net', inum), null, 'no process names it any more');
+  const events: string[] = [];
+  const src = new ProcNamespaceSource({ logger, native });
+  src.keepWith(
+    {
+      held: (info, fd) => events.push(`held ${info.type}:${info.inum} ${fstatSync(fd).ino}`),
+      released: (type, n) => events.push(`released ${type}:${n}`),
+    },
+    [process.pid],
+  );
+  t.true((await src.list()).some((r) => r.type === 'net' && r.inum === inum), 'listed through the holder');
+  const a = (await src.open('net', inum))!;
+  t.truthy(a, 'opened through the holder\'s descriptor');
+  const b = (await src.open('net', inum))!;
+  t.deepEqual(events, [`held net:${inum} ${inum}`], 'one hold for two handles');
+  a.close();
+  t.is(events.length, 1, 'still held by the second handle');
+  b.close();
+  t.deepEqual(events, [`held net:${inum} ${inum}`, `released net:${inum}`]);
 });
 
 test('without the native helper: open() still works, ids and owners are null', async (t) => {

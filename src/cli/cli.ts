@@ -176,6 +176,13 @@ async function serveForKeeper(command: Extract<Command, { name: 'mount' }>): Pro
       device: {
         fd: Number(process.env[SERVE_FD_ENV]),
         keeper: order.keeper,
+        namespaces: {
+          held: order.held ?? [],
+          observer: {
+            held: (info, fd) => send({ t: 'ns-hold', type: info.type, inum: info.inum, nsId: info.nsId, fd }),
+            released: (type, inum) => send({ t: 'ns-release', type, inum }),
+          },
+        },
         ...(order.resume !== null && order.resume !== undefined && { resume: order.resume as ConnectionInfo }),
       },
       onInit: (conn) => send({ t: 'init', conn }),

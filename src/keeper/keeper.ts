@@ -19,6 +19,9 @@
  *   why, aborts the connection (no client waits forever) and detaches the mount;
  * - SIGHUP (`handlefs restart`, `systemctl reload`): starts a fresh server from the installed
  *   code, lets the old one finish what it read, then hands over;
+ * - keeps its own copy of every namespace descriptor the server holds (told over the channel), so
+ *   a crash releases none; the successor gets the list, re-opens them through /proc/<keeper>/fd
+ *   and adopts them; the copy is closed when the service lets the namespace go;
  * - SIGTERM/SIGINT: the server unmounts and flushes; the keeper exits with its code.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -26,7 +29,8 @@ import fs from 'node:fs';
 
 /** How the keeper talks to its server over the IPC channel (JSON messages). */
 export type ToServer =
-  | { t: 'go'; resume: unknown; keeper: KeeperInfo }
+  /** `held`: the namespaces the keeper keeps for the service (a successor takes them over). */
+  | { t: 'go'; resume: unknown; keeper: KeeperInfo; held: HeldNamespaceCopy[] }
   | { t: 'drain' }
   | { t: 'stop'; reason: string };
 export type FromServer =
@@ -35,7 +39,18 @@ export type FromServer =
   | { t: 'ready' }
   | { t: 'refused'; code: number; message: string; hint?: string }
   | { t: 'ending'; reason: string }
-  | { t: 'drained' };
+  | { t: 'drained' }
+  /** The server holds a namespace from now on: its descriptor `fd` (the keeper takes a copy). */
+  | { t: 'ns-hold'; type: string; inum: number; nsId: string | null; fd: number }
+  /** The service no longer holds the namespace: the keeper closes its copy. */
+  | { t: 'ns-release'; type: string; inum: number };
+
+/** A namespace the keeper holds for the service. */
+export interface HeldNamespaceCopy {
+  type: string;
+  inum: number;
+  nsId: string | null;
+}
 
 /** What a server is told about its keeper (and reports in `handlefs status`). */
 export interface KeeperInfo {
@@ -146,6 +161,11 @@ export class Keeper {
   /** Resolves with the keeper's exit code once the mount has ended. */
   readonly done: Promise<number>;
   private closed = false;
+  /**
+   * One descriptor per namespace the service holds, keyed `type:inum`: a crash of the server
+   * does not release them; the successor re-opens them through /proc/<keeper>/fd and takes over.
+   */
+  private readonly nsCopies = new Map<string, HeldNamespaceCopy & { fd: number }>();
 
   constructor(options: KeeperOptions) {
     this.o = {
@@ -237,7 +257,8 @@ export class Keeper {
       this.info = { ...this.info, restarts: this.info.restarts + 1, lastRestart: { reason, at: new Date().toISOString() } };
     }
     this.info = { ...this.info, generation: this.info.generation + 1 };
-    const message: ToServer = { t: 'go', resume: this.conn, keeper: this.info };
+    const held = [...this.nsCopies.values()].map(({ type, inum, nsId }) => ({ type, inum, nsId }));
+    const message: ToServer = { t: 'go', resume: this.conn, keeper: this.info, held };
     s.startTimer = setTimeout(() => {
       log(50, `server ${s.child.pid} did not serve within ${this.o.startTimeoutMs} ms; killing it`);
       s.child.kill('SIGKILL');
@@ -286,6 +307,48 @@ export class Keeper {
         // Its store is closed (the lock is free): the successor need not wait for the exit.
         if (s === this.current && s.leaving === 'drain') this.takeOver('restart');
         return;
+      case 'ns-hold':
+        this.holdCopy(s, m);
+        return;
+      case 'ns-release':
+        // A draining server lets go of everything: its successor takes those over instead.
+        if (s === this.current && s.leaving !== 'drain') this.releaseCopy(`${m.type}:${m.inum}`);
+        return;
+    }
+  }
+
+  /** Takes its own copy of a namespace descriptor the server holds (checked to be that namespace). */
+  private holdCopy(s: Server, m: Extract<FromServer, { t: 'ns-hold' }>): void {
+    const k = `${m.type}:${m.inum}`;
+    if (this.nsCopies.has(k) || this.closed || !Number.isSafeInteger(m.fd) || m.fd < 0) return;
+    let fd: number;
+    try {
+      fd = fs.openSync(`/proc/${s.child.pid}/fd/${m.fd}`, 'r');
+    } catch (err) {
+      log(40, 'could not take a copy of a namespace descriptor', { type: m.type, inum: m.inum, err: (err as Error).message });
+      return;
+    }
+    let ino = -1;
+    try {
+      ino = fs.fstatSync(fd).ino;
+    } catch {
+      /* checked below */
+    }
+    if (ino !== m.inum) {
+      fs.closeSync(fd); // the server closed it and the number now names something else
+      return;
+    }
+    this.nsCopies.set(k, { type: m.type, inum: m.inum, nsId: m.nsId, fd });
+  }
+
+  private releaseCopy(k: string): void {
+    const c = this.nsCopies.get(k);
+    if (c === undefined) return;
+    this.nsCopies.delete(k);
+    try {
+      fs.closeSync(c.fd);
+    } catch {
+      /* already closed */
     }
   }
 
@@ -375,6 +438,7 @@ export class Keeper {
       log(r.status === 0 ? 30 : 50, r.status === 0 ? 'detached the mount' : 'could not detach the mount', { mountpoint: this.o.mountpoint });
     }
     if (this.o.initPath) fs.rmSync(this.o.initPath, { force: true });
+    for (const k of [...this.nsCopies.keys()]) this.releaseCopy(k);
     log(30, `keeper ends: ${why}`, { code, restarts: this.info.restarts });
     this.resolveDone(code);
   }

@@ -20,11 +20,13 @@ import { bindMountsOf, describeHolders, processesUnder } from '../fuse/holders.j
 import type { SessionFactory } from '../fuse/module.js';
 import type { FuseSession } from '../fuse/session.js';
 import type { ConnectionInfo, LowLevelFileSystem } from '../fuse/types.js';
-import type { KeeperInfo } from '../keeper/keeper.js';
+import type { HeldNamespaceCopy, KeeperInfo } from '../keeper/keeper.js';
+import { ProcNamespaceSource, type NamespaceHoldObserver } from '../sources/proc-namespace-source.js';
 import { FUSE_TOKENS } from '../fuse/tokens.js';
 import type { FuseServer } from '../fuse/module.js';
 import { createSourcesModule } from '../sources/module.js';
 import { SOURCES } from '../sources/tokens.js';
+import type { NsType } from '../sources/types.js';
 import { StateLockedError } from '../store/lock.js';
 import { NotOurStateError } from '../store/ownership.js';
 import { storeModule } from '../store/module.js';
@@ -78,6 +80,11 @@ export interface ServedDevice {
   fd: number;
   resume?: ConnectionInfo;
   keeper: KeeperInfo;
+  /**
+   * The keeper keeps a copy of every namespace descriptor the service holds: told of each hold and
+   * release; `held` are those it kept for a predecessor, which this process takes over.
+   */
+  namespaces?: { observer: NamespaceHoldObserver; held: HeldNamespaceCopy[] };
 }
 
 export interface StopReport {
@@ -240,6 +247,11 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     // File handles a predecessor gave out stay below this server's (2^32 per server).
     tree: { ...treeOptions, ...(device && { firstFh: device.keeper.generation * 2 ** 32 + 1, resumed: device.resume !== undefined }) },
   });
+  const keptNamespaces = device?.namespaces;
+  if (keptNamespaces !== undefined) {
+    const source = container.get(SOURCES.NamespaceSource);
+    if (source instanceof ProcNamespaceSource) source.keepWith(keptNamespaces.observer, [device!.keeper.pid]);
+  }
   let store: SqliteStore;
   try {
     store = container.get<SqliteStore>(STORE_TOKENS.SqliteStore);
@@ -308,6 +320,17 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     );
     options.onInit?.(conn);
     options.onReady?.(status());
+    if (keptNamespaces !== undefined && keptNamespaces.held.length > 0) {
+      // What the predecessor held stays held (the keeper kept it alive across the gap); what
+      // cannot be adopted is let go, so the keeper's copy does not outlive the service's hold.
+      void tree.adoptHeld(keptNamespaces.held).then(
+        (missed) => {
+          for (const m of missed) keptNamespaces.observer.released(m.type as NsType, m.inum);
+          log.info({ held: keptNamespaces.held.length, letGo: missed.length }, 'took over the namespaces the keeper kept');
+        },
+        (err: unknown) => log.warn({ err }, 'taking over the namespaces the keeper kept failed'),
+      );
+    }
     const running = session.run();
     if (options.handOverRequest) {
       const s = session;

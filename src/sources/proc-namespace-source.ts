@@ -38,6 +38,12 @@ export interface ProcNamespaceSourceOptions {
 
 export { mapLimit } from '../util/map-limit.js';
 
+/** Told when the source starts and stops holding a namespace (its first handle opens, its last closes). */
+export interface NamespaceHoldObserver {
+  held(info: NamespaceInfo, fd: number): void;
+  released(type: NsType, inum: number): void;
+}
+
 interface Found {
   type: NsType;
   inum: number;
@@ -91,6 +97,9 @@ export class ProcNamespaceSource implements NamespaceSource {
   private seen = new Map<string, Found>();
   private readonly held = new Map<string, Set<ProcNamespaceHandle>>();
   private nsIdSupported = true;
+  /** Processes whose open descriptors also name namespaces (the keeper's copies). */
+  private holders: number[] = [];
+  private observer: NamespaceHoldObserver | null = null;
 
   constructor(options: ProcNamespaceSourceOptions) {
     this.logger = options.logger;
@@ -101,6 +110,15 @@ export class ProcNamespaceSource implements NamespaceSource {
     if (!this.native) {
       this.logger.warn('handlefs native helper not built: namespace ids, owners and parents are unavailable');
     }
+  }
+
+  /**
+   * Serving under a keeper: report every hold to it, and find namespaces through the descriptors
+   * of `holders` (the keeper's copies, which a successor re-opens to take over).
+   */
+  keepWith(observer: NamespaceHoldObserver, holders: readonly number[]): void {
+    this.observer = observer;
+    this.holders = [...holders];
   }
 
   async list(): Promise<NamespaceRef[]> {
@@ -169,6 +187,19 @@ export class ProcNamespaceSource implements NamespaceSource {
         if (ns && ns.type === l.type) add(ns.type, ns.inum, path);
       }
     });
+    await mapLimit(this.holders, this.concurrency, async (pid) => {
+      let fds: string[];
+      try {
+        fds = await readdir(`${this.procRoot}/${pid}/fd`);
+      } catch {
+        return; // the holder is gone
+      }
+      for (const fd of fds) {
+        const path = `${this.procRoot}/${pid}/fd/${fd}`;
+        const ns = parseNsLink(await readlink(path).catch(() => ''));
+        if (ns && (only === null || ns.type === only)) add(ns.type, ns.inum, path);
+      }
+    });
     if (this.includeMounts) {
       try {
         const text = await readFile(`${this.procRoot}/self/mountinfo`, 'utf8');
@@ -212,6 +243,7 @@ export class ProcNamespaceSource implements NamespaceSource {
       if (!set) this.held.set(k, (set = new Set()));
       set.add(handle);
       keep = true;
+      if (set.size === 1) this.observer?.held(info, fd);
       return handle;
     } catch (err) {
       this.logger.warn({ err, path }, 'reading an opened namespace failed');
@@ -226,7 +258,9 @@ export class ProcNamespaceSource implements NamespaceSource {
     const set = this.held.get(k);
     if (!set) return;
     set.delete(h);
-    if (set.size === 0) this.held.delete(k);
+    if (set.size > 0) return;
+    this.held.delete(k);
+    this.observer?.released(h.info.type, h.info.inum);
   }
 
   private nsType(fd: number): NsType | null {

@@ -54,7 +54,7 @@ import {
   staticChild,
 } from './layout.js';
 import { ActionError, type Caller as ActionCaller, type EnterTarget, type HandleKindActions } from './actions.js';
-import { NamespaceHandles, NsObject } from './namespace-handles.js';
+import { NamespaceHandles, NsObject, nsIncarnation } from './namespace-handles.js';
 import { ProcessHandles, ProcObject, type IncarnationReader } from './process-handles.js';
 import { handleName, HIDDEN, NONE, renderNamespace, renderProcess, UNREADABLE } from './render.js';
 import { AccessPolicy, isPrivileged, mayInspect, type Caller, type HidePid } from './access.js';
@@ -894,6 +894,30 @@ export class HandleTree implements LowLevelFileSystem {
 
   wait(ino: number, caller: ActionCaller, signal?: AbortSignal): Promise<ProcessEnding> {
     return this.withHandle(ino, (inode, a) => a.wait(inode, caller, signal));
+  }
+
+  /**
+   * After a crash: takes over the namespaces the predecessor held (the keeper kept them alive).
+   * Each is adopted as a node the kernel may hold (a bind mount of its handle), held as root's,
+   * and goes through the usual grace policy from here. Returns those it could not adopt.
+   */
+  async adoptHeld<T extends { type: string; inum: number; nsId: string | null }>(held: readonly T[]): Promise<T[]> {
+    const missed: T[] = [];
+    await mapLimit([...held], this.ctx.concurrency, async (h) => {
+      const inode = this.namespaces.current(h.inum);
+      const o = inode?.object;
+      if (inode === undefined || inode.incarnation !== nsIncarnation(h.nsId) || (o instanceof NsObject && o.type !== h.type)) {
+        missed.push(h);
+        return;
+      }
+      const d = await this.adopt(inode.ino).catch(() => undefined);
+      if (d === undefined || !(d.object instanceof NsObject) || !d.object.held) {
+        missed.push(h);
+        return;
+      }
+      this.namespaces.engage(d, true);
+    });
+    return missed;
   }
 
   /** Namespaces handlefs holds open now, with what references each handle (for status). */
