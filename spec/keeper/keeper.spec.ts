@@ -391,6 +391,18 @@ nsMountTest('kill -9 and restart of the serving process: a namespace only a bind
   const before = await inside();
   t.is(before.stdout.trim(), `net:[${inum}]`, `handlefs alone keeps the namespace alive: ${before.stderr}`);
 
+  // Another namespace handlefs holds with no bind mount (only a cached name): the successor must
+  // let it go after the grace period, and the keeper its copy.
+  const other = spawn('unshare', ['--net', 'sleep', '60'], { stdio: 'ignore' });
+  sb.pids.push(other.pid!);
+  let otherInum = own;
+  for (let i = 0; i < 500 && (otherInum === own || otherInum === inum); i++) {
+    await sleep(10);
+    otherInum = fs.statSync(`/proc/${other.pid}/ns/net`).ino;
+  }
+  fs.statSync(path.join(sb.mnt, 'ns', 'net', String(otherInum)));
+  t.is(keeperCopies(s.keeperPid!, 'net', otherInum), 1, 'the keeper keeps a copy of what the server holds');
+
   process.kill(s.pid, 'SIGKILL');
   const next = await waitNewServer(sb, s.pid);
   if (next === undefined) return t.fail('no server took over');
@@ -401,6 +413,10 @@ nsMountTest('kill -9 and restart of the serving process: a namespace only a bind
   const held = (await status(sb))!.held ?? [];
   t.true(held.some((h) => h.inum === inum), 'the successor holds it');
   t.is(keeperCopies(s.keeperPid!, 'net', inum), 1, 'the keeper keeps exactly one copy');
+  const otherDeadline = Date.now() + 15_000;
+  while (keeperCopies(s.keeperPid!, 'net', otherInum) > 0 && Date.now() < otherDeadline) await sleep(200);
+  t.is(keeperCopies(s.keeperPid!, 'net', otherInum), 0, 'an adopted namespace without a bind mount is let go');
+  t.is(keeperCopies(s.keeperPid!, 'net', inum), 1, 'the bind-mounted one stays');
   // A graceful restart hands it over too.
   t.is((await run(['restart', sb.mnt], sb.env)).code, 0);
   const restarted = await inside();

@@ -323,7 +323,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     if (keptNamespaces !== undefined && keptNamespaces.held.length > 0) {
       // What the predecessor held stays held (the keeper kept it alive across the gap); what
       // cannot be adopted is let go, so the keeper's copy does not outlive the service's hold.
-      void tree.adoptHeld(keptNamespaces.held).then(
+      void tree.adoptHeld(keptNamespaces.held, new Set(bindMounts().keys())).then(
         (missed) => {
           for (const m of missed) keptNamespaces.observer.released(m.type as NsType, m.inum);
           log.info({ held: keptNamespaces.held.length, letGo: missed.length }, 'took over the namespaces the keeper kept');

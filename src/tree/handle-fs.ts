@@ -898,10 +898,12 @@ export class HandleTree implements LowLevelFileSystem {
 
   /**
    * After a crash: takes over the namespaces the predecessor held (the keeper kept them alive).
-   * Each is adopted as a node the kernel may hold (a bind mount of its handle), held as root's,
-   * and goes through the usual grace policy from here. Returns those it could not adopt.
+   * Each is adopted as a node the kernel may hold and goes through the usual grace policy from
+   * here: one with a bind mount of its handle (`bound`: inode numbers) is held as root's, as the
+   * predecessor held it; the others are let go after the grace unless root uses them meanwhile
+   * (nothing says the kernel still refers to them). Returns those it could not adopt.
    */
-  async adoptHeld<T extends { type: string; inum: number; nsId: string | null }>(held: readonly T[]): Promise<T[]> {
+  async adoptHeld<T extends { type: string; inum: number; nsId: string | null }>(held: readonly T[], bound: ReadonlySet<number>): Promise<T[]> {
     const missed: T[] = [];
     await mapLimit([...held], this.ctx.concurrency, async (h) => {
       const inode = this.namespaces.current(h.inum);
@@ -915,7 +917,7 @@ export class HandleTree implements LowLevelFileSystem {
         missed.push(h);
         return;
       }
-      this.namespaces.engage(d, true);
+      if (bound.has(inode.ino)) this.namespaces.engage(d, true);
     });
     return missed;
   }
