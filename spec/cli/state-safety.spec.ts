@@ -150,6 +150,10 @@ mountTest('as a normal user: umount and status say what is wrong in one line, wi
   const st = run(['status', sb.mnt], sb.env, 'nobody');
   oneLine(t, st, EXIT.permissionDenied, tryLoadNative() === null ? /control socket .* is root's/ : /status needs root/);
   t.notRegex(st.stderr, /is it a handlefs mount/);
+  const ls = run(['ls', sb.mnt], sb.env, 'nobody');
+  oneLine(t, ls, EXIT.permissionDenied, tryLoadNative() === null ? /control socket .* is root's/ : /ls needs root/);
+  t.notRegex(ls.stderr, /is it a handlefs mount/);
+  oneLine(t, run(['restart', sb.mnt], sb.env, 'nobody'), EXIT.notRoot, /restart needs root/);
   t.not(EXIT.permissionDenied, EXIT.serviceUnreachable);
   t.is(run(['umount', sb.mnt], sb.env).code, 0);
 });

@@ -1,19 +1,31 @@
 /** Asking the running service over its control socket, with the CLI's errors and exit codes. */
-import path from 'node:path';
 import { mountAt, readMountInfo } from '../fuse/mount.js';
-import { requestControl, type ControlRequest } from '../service/control.js';
+import { ControlRefusal, controlSocketPath, realMountpoint, requestControl, type ControlRequest } from '../service/control.js';
 import { CliError, EXIT } from './exit-codes.js';
 
-/** Sends one request to the service behind `mountpoint`; "not mounted" and "no answer" are CliErrors. */
-export async function askService<T>(mountpoint: string, request: ControlRequest): Promise<T> {
-  const p = path.resolve(mountpoint);
+/**
+ * Sends one request to the service behind `mountpoint` (its real path: a symlink finds the same
+ * service). Every failure is a one-line CliError: refused for the caller (permission denied, with
+ * the service's reason), not mounted, or no service answering.
+ */
+export async function askService<T>(mountpoint: string, request: ControlRequest, timeoutMs?: number): Promise<T> {
+  const p = realMountpoint(mountpoint);
   try {
-    return await requestControl<T>(p, request);
+    return await requestControl<T>(p, request, timeoutMs);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if ((code === 'ENOENT' || code === 'ECONNREFUSED') && mountAt(p) === undefined) throw new CliError(`${p} is not mounted`, EXIT.notMounted);
-    throw new CliError(`no handlefs service answers for ${p}: ${(e as Error).message}`, EXIT.serviceUnreachable, `is it a handlefs mount? try: handlefs umount ${p}`);
+    throw serviceError(p, e);
   }
+}
+
+/** The CliError for a failed request to the service at `p`. */
+export function serviceError(p: string, e: unknown): CliError {
+  if (e instanceof ControlRefusal) return new CliError(`${p}: ${e.message}`, e.refusal === 'EPERM' ? EXIT.permissionDenied : EXIT.internal);
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new CliError(`permission denied: the control socket ${controlSocketPath(p)} of the service at ${p} is root's`, EXIT.permissionDenied, `run it as root`);
+  }
+  if ((code === 'ENOENT' || code === 'ECONNREFUSED') && mountAt(p) === undefined) return new CliError(`${p} is not mounted`, EXIT.notMounted);
+  return new CliError(`no handlefs service answers for ${p}: ${(e as Error).message}`, EXIT.serviceUnreachable, `is it a handlefs mount? try: handlefs umount ${p}`);
 }
 
 /** Mountpoints of handlefs filesystems visible here (type fuse.handlefs), in mount order. */

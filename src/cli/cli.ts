@@ -16,7 +16,7 @@ import { mountAt, inspectMountpoint, cleanStaleMount, mountFuse, unmountCommand 
 import { bindMountsOf, describeHolders, processesUnder } from '../fuse/holders.js';
 import type { ConnectionInfo } from '../fuse/types.js';
 import { Keeper, type FromServer, type ToServer } from '../keeper/keeper.js';
-import { controlSocketPath, realMountpoint, ControlRefusal, requestControl, runtimeDir } from '../service/control.js';
+import { controlSocketPath, realMountpoint, requestControl, runtimeDir } from '../service/control.js';
 import { checkMountpoint, checkPrivileges, checkState, mountOptionsFor, runService } from '../service/service.js';
 import { formatStatus, type ServiceStatus } from '../service/status.js';
 import { DEFAULT_STATE_PATH } from '../store/sqlite-store.js';
@@ -335,13 +335,8 @@ async function umount(mountpoint: string, lazy: boolean): Promise<number> {
  */
 async function restart(mountpoint: string): Promise<number> {
   const p = realMountpoint(mountpoint);
-  let before: ServiceStatus;
-  try {
-    before = await requestControl<ServiceStatus>(p, { op: 'status' });
-  } catch (e) {
-    if (mountAt(p) === undefined) throw new CliError(`${p} is not mounted`, EXIT.notMounted);
-    throw new CliError(`no handlefs service answers for ${p}: ${(e as Error).message}`, EXIT.serviceUnreachable);
-  }
+  if (process.getuid?.() !== 0) throw new CliError(`restart needs root (it signals the service's keeper)`, EXIT.notRoot);
+  const before = await askService<ServiceStatus>(p, { op: 'status' });
   if (before.keeperPid === null || before.keeperPid === undefined) {
     throw new CliError(`the service at ${p} (pid ${before.pid}) has no keeper to restart it`, EXIT.restartFailed, `remount it with this version: handlefs umount ${p} && handlefs mount ${p} ...`);
   }
@@ -360,19 +355,7 @@ async function restart(mountpoint: string): Promise<number> {
 }
 
 async function status(mountpoint: string, json: boolean): Promise<number> {
-  const p = realMountpoint(mountpoint);
-  let s: ServiceStatus;
-  try {
-    s = await requestControl<ServiceStatus>(p, { op: 'status' });
-  } catch (e) {
-    if (e instanceof ControlRefusal) throw new CliError(`${p}: ${e.message}`, e.refusal === 'EPERM' ? EXIT.permissionDenied : EXIT.internal);
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') {
-      throw new CliError(`permission denied: the control socket ${controlSocketPath(p)} of the service at ${p} is root's`, EXIT.permissionDenied, `run it as root: sudo handlefs status ${p}`);
-    }
-    if ((code === 'ENOENT' || code === 'ECONNREFUSED') && mountAt(p) === undefined) throw new CliError(`${p} is not mounted`, EXIT.notMounted);
-    throw new CliError(`no handlefs service answers for ${p}: ${(e as Error).message}`, EXIT.serviceUnreachable, `is it a handlefs mount? try: handlefs umount ${p}`);
-  }
+  const s = await askService<ServiceStatus>(mountpoint, { op: 'status' });
   process.stdout.write(json ? `${JSON.stringify(s)}\n` : `${formatStatus(s)}\n`);
   return EXIT.ok;
 }

@@ -95,9 +95,17 @@ export type ControlHandler = (request: ControlRequest, caller: ControlCaller, si
 /** The peer's credentials; without the native helper only root can connect (mode 0600). */
 function peerOf(socket: net.Socket): ControlCaller {
   const native = tryLoadNative();
+  // Without the helper the socket is 0600: only root can have connected.
+  if (native === null) return { pid: 0, uid: 0, ruid: 0 };
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (native === null || typeof fd !== 'number' || fd < 0) return { pid: 0, uid: 0, ruid: 0 };
-  const c = native.peerCred(fd);
+  // The socket is open to every user: a caller we cannot identify is refused, never taken for root.
+  if (typeof fd !== 'number' || fd < 0) throw new ControlError('EPERM', 'cannot tell who is asking (no peer credentials)');
+  let c: { pid: number; uid: number; ruid: number };
+  try {
+    c = native.peerCred(fd);
+  } catch (e) {
+    throw new ControlError('EPERM', `cannot tell who is asking: ${(e as Error).message}`);
+  }
   return { pid: c.pid, uid: c.uid, ruid: c.ruid };
 }
 
