@@ -278,6 +278,7 @@ mountTest('repeated crashes: the keeper gives up, ends the mount and no client h
   t.false(isMounted(sb.mnt), 'the mount is gone');
   const log = fs.readFileSync(path.join(sb.env.HANDLEFS_RUNTIME_DIR!, fs.readdirSync(sb.env.HANDLEFS_RUNTIME_DIR!).find((n) => n.endsWith('.log'))!), 'utf8');
   t.regex(log, /giving up: 3 crashes in 60 s/);
+  t.deepEqual(fs.readdirSync(sb.env.HANDLEFS_RUNTIME_DIR!).filter((n) => n.endsWith('.sock')), [], 'no control socket left behind');
   // The mountpoint is a plain directory again: nothing hangs on it.
   t.deepEqual(fs.readdirSync(sb.mnt), []);
 });

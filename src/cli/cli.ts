@@ -97,6 +97,7 @@ async function mount(command: Extract<Command, { name: 'mount' }>, argv: string[
     env,
     logPath: readyFd === undefined ? null : logPathOf(mountpoint),
     initPath: controlSocketPath(mountpoint).replace(/\.sock$/, '.init.json'),
+    socketPath: controlSocketPath(mountpoint),
     ...crashLimit(),
     onReady: (answer) => {
       tell(answer);

@@ -76,6 +76,8 @@ export interface KeeperOptions {
   logPath?: string | null;
   /** The INIT a server negotiated is also kept here (for a keeper's successor one day; for people). */
   initPath?: string;
+  /** The servers' control socket: removed when the mount ends (a killed server leaves it behind). */
+  socketPath?: string;
   /** Crashes in `crashWindowMs` after which the keeper gives up. Default 5 in 60 s. */
   maxCrashes?: number;
   crashWindowMs?: number;
@@ -149,7 +151,7 @@ interface Server {
 }
 
 export class Keeper {
-  private readonly o: Required<Omit<KeeperOptions, 'outputFd' | 'onReady' | 'initPath'>> & Pick<KeeperOptions, 'outputFd' | 'onReady' | 'initPath'>;
+  private readonly o: Required<Omit<KeeperOptions, 'outputFd' | 'onReady' | 'initPath' | 'socketPath'>> & Pick<KeeperOptions, 'outputFd' | 'onReady' | 'initPath' | 'socketPath'>;
   private conn: unknown = null;
   private current: Server | null = null;
   private standby: Server | null = null;
@@ -438,6 +440,7 @@ export class Keeper {
       log(r.status === 0 ? 30 : 50, r.status === 0 ? 'detached the mount' : 'could not detach the mount', { mountpoint: this.o.mountpoint });
     }
     if (this.o.initPath) fs.rmSync(this.o.initPath, { force: true });
+    if (this.o.socketPath) fs.rmSync(this.o.socketPath, { force: true });
     for (const k of [...this.nsCopies.keys()]) this.releaseCopy(k);
     log(30, `keeper ends: ${why}`, { code, restarts: this.info.restarts });
     this.resolveDone(code);
