@@ -95,6 +95,8 @@ for (const daemon of [false, true]) {
       t.deepEqual(fs.readFileSync(file), before.bytes);
       t.is(fs.statSync(file).mtimeMs, before.mtimeMs);
       t.deepEqual(fs.readdirSync(etc), before.names, 'no .lock, -wal, -shm, .hwm or .corrupt-* file');
+      const runtime = sb.env.HANDLEFS_RUNTIME_DIR!;
+      t.deepEqual(fs.existsSync(runtime) ? fs.readdirSync(runtime) : [], [], 'no log or socket in the runtime directory');
       t.false(isMounted(sb.mnt));
     });
   }

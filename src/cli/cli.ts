@@ -214,6 +214,7 @@ async function daemonize(argv: string[], command: Extract<Command, { name: 'moun
   await cleanStaleOwnMount(path.resolve(mountpoint), mountOptionsFor(command.options).subtype);
   const logPath = logPathOf(path.resolve(mountpoint));
   fs.mkdirSync(runtimeDir(), { recursive: true, mode: 0o755 });
+  const logExisted = fs.existsSync(logPath);
   const log = fs.openSync(logPath, 'a', 0o600);
   // The child runs this very command line (helper form included); the environment tells it to
   // serve in the foreground and report readiness on fd 3.
@@ -226,11 +227,11 @@ async function daemonize(argv: string[], command: Extract<Command, { name: 'moun
   const pipe = child.stdio[3] as NodeJS.ReadableStream;
   let text = '';
   pipe.setEncoding('utf8');
-  const answer = await new Promise<{ ready: boolean; code?: number; message?: string; hint?: string }>((resolve) => {
+  const answer = await new Promise<{ ready: boolean; code?: number; message?: string; hint?: string; told?: boolean }>((resolve) => {
     pipe.on('data', (chunk: string) => {
       text += chunk;
       const nl = text.indexOf('\n');
-      if (nl >= 0) resolve(JSON.parse(text.slice(0, nl)));
+      if (nl >= 0) resolve({ ...JSON.parse(text.slice(0, nl)), told: true });
     });
     child.once('exit', (code) => resolve({ ready: false, code: code ?? EXIT.internal, message: `the service exited (${code ?? 'signal'}) before the mount was ready; see ${logPath}` }));
   });
@@ -238,6 +239,9 @@ async function daemonize(argv: string[], command: Extract<Command, { name: 'moun
   (pipe as unknown as { destroy(): void }).destroy();
   child.unref();
   if (answer.ready) return EXIT.ok;
+  // A refused start leaves nothing behind: its reason is on the caller's terminal. A log this
+  // start created goes with it (a service that died without telling keeps the log it names).
+  if (answer.told && !logExisted) fs.rmSync(logPath, { force: true });
   throw new CliError(answer.message ?? 'the service failed to start', (answer.code ?? EXIT.internal) as CliError['exitCode'], answer.hint);
 }
 
