@@ -20,7 +20,8 @@ import type { NamespacePath } from '../service/control-ops.js';
 import { tryLoadNative } from '../sources/native.js';
 import type { ProcessEnding } from '../sources/types.js';
 import { signalName, signalNumber } from './args.js';
-import { CliError, EXIT, type ExitCode } from './exit-codes.js';
+import { CliError, EXIT } from './exit-codes.js';
+import { refusalError } from './ask.js';
 
 /** A handle file: the mount that serves it and its number. */
 export interface HandleTarget {
@@ -59,20 +60,11 @@ function requireHandle(given: string): HandleTarget {
   return h;
 }
 
-const REFUSAL_EXIT: Record<string, ExitCode> = {
-  EPERM: EXIT.permissionDenied,
-  EACCES: EXIT.permissionDenied,
-  ESRCH: EXIT.processExited,
-  EINVAL: EXIT.wrongKind,
-  ENOENT: EXIT.namespaceFailed,
-  ENOTSUP: EXIT.internal,
-};
-
 async function ask<T>(target: HandleTarget, request: ControlRequest, timeoutMs = 5000): Promise<T> {
   try {
     return await requestControl<T>(target.mountpoint, request, timeoutMs);
   } catch (e) {
-    if (e instanceof ControlRefusal) throw new CliError(`${target.given}: ${e.message}`, REFUSAL_EXIT[e.refusal ?? ''] ?? EXIT.internal);
+    if (e instanceof ControlRefusal) throw refusalError(target.given, e);
     throw new CliError(`no handlefs service answers for ${target.mountpoint}: ${(e as Error).message}`, EXIT.serviceUnreachable);
   }
 }

@@ -1,7 +1,7 @@
 /** Asking the running service over its control socket, with the CLI's errors and exit codes. */
 import { mountAt, readMountInfo } from '../fuse/mount.js';
 import { ControlRefusal, controlSocketPath, realMountpoint, requestControl, type ControlRequest } from '../service/control.js';
-import { CliError, EXIT } from './exit-codes.js';
+import { CliError, EXIT, type ExitCode } from './exit-codes.js';
 
 /**
  * Sends one request to the service behind `mountpoint` (its real path: a symlink finds the same
@@ -17,9 +17,24 @@ export async function askService<T>(mountpoint: string, request: ControlRequest,
   }
 }
 
+/** The exit code of each errno the service refuses a request with. */
+const CONTROL_REFUSAL_EXIT: Record<string, ExitCode> = {
+  EPERM: EXIT.permissionDenied,
+  EACCES: EXIT.permissionDenied,
+  ESRCH: EXIT.processExited,
+  EINVAL: EXIT.wrongKind,
+  ENOENT: EXIT.namespaceFailed,
+  ENOTSUP: EXIT.internal,
+};
+
+/** The CliError for a refusal by the service, said of `what` (a mountpoint or a TARGET). */
+export function refusalError(what: string, e: ControlRefusal): CliError {
+  return new CliError(`${what}: ${e.message}`, CONTROL_REFUSAL_EXIT[e.refusal ?? ''] ?? EXIT.internal);
+}
+
 /** The CliError for a failed request to the service at `p`. */
 export function serviceError(p: string, e: unknown): CliError {
-  if (e instanceof ControlRefusal) return new CliError(`${p}: ${e.message}`, e.refusal === 'EPERM' ? EXIT.permissionDenied : EXIT.internal);
+  if (e instanceof ControlRefusal) return refusalError(p, e);
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'EACCES' || code === 'EPERM') {
     return new CliError(`permission denied: the control socket ${controlSocketPath(p)} of the service at ${p} is root's`, EXIT.permissionDenied, `run it as root`);
