@@ -60,6 +60,7 @@ import {
   readUnique,
   readView,
 } from './codec.js';
+import { RepeatedErrorLog } from '../util/repeated-error-log.js';
 import type { ChannelSink, FuseChannel } from './device.js';
 import {
   type AttrReply,
@@ -210,6 +211,8 @@ export class FuseSession {
   private rejectReady!: (err: Error) => void;
 
   private readonly logger: Logger;
+  /** Handler failures that repeat while their cause lasts (EMFILE, a full disk): one line per episode and interval. */
+  private readonly failures: RepeatedErrorLog;
   private readonly out = Buffer.alloc(OUT_BUFFER_SIZE);
   private readonly opts: Required<Omit<SessionOptions, 'unmount' | 'resume'>> & Pick<SessionOptions, 'unmount' | 'resume'>;
   private conn: ConnectionInfo | undefined;
@@ -248,6 +251,7 @@ export class FuseSession {
       resume: options.resume,
     };
     this.logger = this.opts.debug ? logger.child({}, { level: 'debug' }) : logger;
+    this.failures = new RepeatedErrorLog(this.logger);
     this.notifier = new SessionNotifier(this);
     this.ready = new Promise<ConnectionInfo>((resolve, reject) => {
       this.resolveReady = resolve;
@@ -793,7 +797,10 @@ export class FuseSession {
     else if (ctx.interrupted && e instanceof Error && e.name === 'AbortError') errno = Errno.EINTR;
     else {
       errno = Errno.EIO;
-      this.logger.error({ err: e, op: opcodeName(ctx.opcode), unique: ctx.unique, nodeId: ctx.nodeId }, 'FUSE handler failed; answering EIO');
+      // Keyed by opcode and error class, not by node: a cause that fails every request logs once.
+      const code = (e as { code?: unknown } | null)?.code;
+      const name = e instanceof Error ? e.name : typeof e;
+      this.failures.error(`${opcodeName(ctx.opcode)}:${name}:${typeof code === 'string' ? code : ''}`, e, `FUSE ${opcodeName(ctx.opcode)} failed; answering EIO`);
     }
     this.sendError(ctx.unique, errno);
     this.wake(ctx);
