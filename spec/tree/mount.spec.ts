@@ -22,6 +22,7 @@ import { ProcProcessSource } from '../../src/sources/proc-process-source.js';
 import { createHandleTree } from '../../src/tree/factory.js';
 import type { HandleTreeOptions } from '../../src/tree/handle-fs.js';
 import { PID_DIR } from '../../src/tree/layout.js';
+import { CAN_CHOOSE_PIDS, startAtPid } from '../helpers/at-pid.js';
 import { fields } from './harness.js';
 
 const HAVE_FUSE = fs.existsSync('/dev/fuse');
@@ -167,20 +168,11 @@ fuseTest('32 concurrent first lookups from child processes: one inode', async (t
   t.is(table.counters().allocations - before, 1);
 });
 
-/** Pid reuse is forced through ns_last_pid, which only root in the initial pid namespace may write. */
-const CAN_REUSE_PIDS = (() => {
-  try {
-    fs.accessSync('/proc/sys/kernel/ns_last_pid', fs.constants.W_OK);
-    return process.getuid?.() === 0;
-  } catch {
-    return false;
-  }
-})();
-const reuseTest = CAN_REUSE_PIDS ? fuseTest : test.serial.skip;
+const reuseTest = CAN_CHOOSE_PIDS ? fuseTest : test.serial.skip;
 
-reuseTest(`pid reuse: a new number, the old by-ino is ENOENT, a descriptor opened before reads Pid -1 and dead${CAN_REUSE_PIDS ? '' : ' (skipped: /proc/sys/kernel/ns_last_pid is not writable)'}`, async (t) => {
+reuseTest(`pid reuse: a new number, the old by-ino is ENOENT, a descriptor opened before reads Pid -1 and dead${CAN_CHOOSE_PIDS ? '' : ' (skipped: pids cannot be chosen here)'}`, async (t) => {
   const { mnt } = await mountTree(t);
-  let victim = child(t, 'sleep', ['60']);
+  const victim = child(t, 'sleep', ['60']);
   const pid = victim.pid!;
   const oldIno = await statIno(`${mnt}/pid/${pid}`);
   // A reader that opens the handle now and reads it when told to.
@@ -200,17 +192,10 @@ reuseTest(`pid reuse: a new number, the old by-ino is ENOENT, a descriptor opene
   let gone = '';
   for (const end = Date.now() + 10_000; Date.now() < end && gone !== 'ENOENT'; ) gone = await statError(`${mnt}/pid/${pid}`);
   t.is(gone, 'ENOENT', 'the exited name is dropped');
-  let reused = false;
-  for (let attempt = 0; attempt < 50 && !reused; attempt++) {
-    fs.writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
-    victim = child(t, 'sleep', ['60']);
-    if (victim.pid === pid) reused = true;
-    else {
-      victim.kill('SIGKILL');
-      await exited(victim);
-    }
-  }
-  t.true(reused, 'the pid was reused (another process took it 50 times in a row)');
+  const reused = await startAtPid(pid, 'sleep', ['60']);
+  t.teardown(() => {
+    if (reused.child.exitCode === null) reused.child.kill('SIGKILL');
+  });
   const newIno = await statIno(`${mnt}/pid/${pid}`);
   t.true(newIno > oldIno, `${newIno} > ${oldIno}`);
   t.is(await statError(`${mnt}/by-ino/${oldIno}`), 'ENOENT');
