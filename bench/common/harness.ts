@@ -201,6 +201,17 @@ export async function stopServer(child: ChildProcess, mnt: string): Promise<numb
 export type Placement = 'one-cpu' | 'split' | 'unpinned';
 export const PLACEMENTS: Placement[] = ['one-cpu', 'unpinned'];
 
+/**
+ * The pid of the process that serves a handlefs mount (the keeper's child; `handlefs mount` itself
+ * becomes the keeper), from `handlefs status --json`: what to pin, and whose CPU and memory count.
+ */
+export function servingPid(mnt: string, env: NodeJS.ProcessEnv): number {
+  const out = execFileSync(process.execPath, [path.join(root, 'dist/cli/main.js'), 'status', mnt, '--json'], { env, encoding: 'utf8' });
+  const pid = (JSON.parse(out) as { pid?: unknown }).pid;
+  if (typeof pid !== 'number') throw new Error(`handlefs status ${mnt}: no serving pid in ${out.slice(0, 200)}`);
+  return pid;
+}
+
 /** Moves every thread of a server to CPU 0 (one-cpu, split) or back to all CPUs (unpinned). */
 export function place(pid: number, placement: Placement): void {
   const cpus = placement === 'unpinned' ? `0-${os.cpus().length - 1}` : '0';

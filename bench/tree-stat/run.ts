@@ -5,7 +5,12 @@
  * mounted side by side and measured alternately by the same pthread C client (bench/common/stat-client.c); then, with handlefs
  * still mounted and its entries cached, how long a killed process's name stays visible.
  *
- *   node --import tsx bench/tree-stat/run.ts [--seconds S] [--rounds R] [--procs N] [--kills K] [--write]
+ *   node --import tsx bench/tree-stat/run.ts [--seconds S] [--rounds R] [--procs N] [--kills K] [--uncached] [--ref-loop loop|mt] [--write]
+ *
+ * --uncached: both servers with entry_timeout = attr_timeout = 0, so every stat reaches the server
+ * (LOOKUP pid/<pid> + GETATTR): the server's own speed, not the kernel's cache. --ref-loop: the C
+ * server's loop, single-threaded `loop` or libfuse's multi-threaded default `mt` (the strongest
+ * reference, and the default with --uncached).
  *
  * Needs root and /dev/fuse. Installs gcc + libfuse3-dev with apt-get when missing; builds dist/
  * with tsup when dist/cli/main.js is missing. Builds the C programs into bench/out/tree-stat/.
@@ -36,6 +41,7 @@ import {
   requireRootAndFuse,
   root,
   runMain,
+  servingPid,
   sleep,
   stopServer,
   tempDir,
@@ -57,6 +63,20 @@ const KILLS = arg('kills', 20);
 const GAP_MS = 20;
 const THREADS = [1, 2];
 const WRITE = flag('write');
+const UNCACHED = flag('uncached');
+const REF_LOOP = (() => {
+  const i = process.argv.indexOf('--ref-loop');
+  const v = i >= 0 ? process.argv[i + 1] : UNCACHED ? 'mt' : 'loop';
+  if (v !== 'loop' && v !== 'mt') throw new Error(`--ref-loop: loop or mt, not ${v}`);
+  return v;
+})();
+const TIMEOUT = UNCACHED ? 0 : 3600;
+
+/** CPU µs per FUSE request over a run. */
+function perRequestUs(cpuSeconds: number, c: Counters): string {
+  const n = c.requests ?? 0;
+  return n > 0 ? ((cpuSeconds * 1e6) / n).toFixed(1) : 'n/a';
+}
 
 // ---------- build ----------
 
@@ -108,12 +128,17 @@ class Procs {
 // ---------- servers ----------
 
 type Kind = 'hfs' | 'c';
-const LABEL: Record<Kind, string> = { hfs: 'handlefs (defaults)', c: 'libfuse C, 3600 s timeouts' };
+const LABEL: Record<Kind, string> = {
+  hfs: UNCACHED ? 'handlefs (timeouts 0)' : 'handlefs (defaults)',
+  c: `libfuse C ${REF_LOOP === 'mt' ? 'multi-threaded' : 'single-threaded'}, ${TIMEOUT} s timeouts`,
+};
 
 interface Server {
   kind: Kind;
   child: ChildProcess;
   mnt: string;
+  /** The process that answers requests (for handlefs the keeper's child, not `child`). */
+  server: number;
 }
 
 function hfsEnv(runtime: string): NodeJS.ProcessEnv {
@@ -122,7 +147,8 @@ function hfsEnv(runtime: string): NodeJS.ProcessEnv {
 
 async function startHandlefs(mnt: string, state: string, runtime: string, logPath: string, probeName: string): Promise<Server> {
   const log = fs.openSync(logPath, 'a');
-  const child = spawn(process.execPath, [cliMain, 'mount', mnt, '--state', state], {
+  const options = UNCACHED ? ['-o', 'entry_timeout=0,attr_timeout=0'] : [];
+  const child = spawn(process.execPath, [cliMain, 'mount', mnt, '--state', state, ...options], {
     cwd: root,
     env: hfsEnv(runtime),
     stdio: ['ignore', log, log],
@@ -130,16 +156,16 @@ async function startHandlefs(mnt: string, state: string, runtime: string, logPat
   fs.closeSync(log);
   track(child, mnt);
   await waitAnswers(mnt, `pid/${probeName}`, 'handlefs', child);
-  return { kind: 'hfs', child, mnt };
+  return { kind: 'hfs', child, mnt, server: servingPid(mnt, hfsEnv(runtime)) };
 }
 
 async function startRef(bin: string, mnt: string, nameFile: string, outPath: string, probeName: string): Promise<Server> {
   const out = fs.openSync(outPath, 'a');
-  const child = spawn(bin, [mnt, '-f', nameFile, '-t', '3600', '-c', '-F', 'ref_cached'], { stdio: ['ignore', out, 'inherit'] });
+  const child = spawn(bin, [mnt, '-f', nameFile, '-t', String(TIMEOUT), '-l', REF_LOOP, '-c', '-F', 'ref_cached'], { stdio: ['ignore', out, 'inherit'] });
   fs.closeSync(out);
   track(child, mnt);
   await waitAnswers(mnt, `pid/${probeName}`, 'ref-server', child);
-  return { kind: 'c', child, mnt };
+  return { kind: 'c', child, mnt, server: child.pid! };
 }
 
 async function stopHandlefs(s: Server, runtime: string): Promise<void> {
@@ -271,11 +297,11 @@ async function main(): Promise<void> {
       measure(bins.client, servers[k].mnt, nameFile, 1, 1, 'unpinned');
     }
     const reqBefore = { hfs: await counters(hfs, runtime, refOut), c: await counters(ref, runtime, refOut) };
-    const cpuBefore = { hfs: cpuSeconds(hfs.child.pid!), c: cpuSeconds(ref.child.pid!) };
+    const cpuBefore = { hfs: cpuSeconds(hfs.server), c: cpuSeconds(ref.server) };
 
     for (let round = 0; round < ROUNDS; round++) {
       for (const placement of PLACEMENTS) {
-        for (const k of ['hfs', 'c'] as Kind[]) place(servers[k].child.pid!, placement);
+        for (const k of ['hfs', 'c'] as Kind[]) place(servers[k].server, placement);
         for (const t of THREADS) {
           // Alternate which server goes first.
           const order: Kind[] = (round + t) % 2 === 0 ? ['hfs', 'c'] : ['c', 'hfs'];
@@ -292,15 +318,15 @@ async function main(): Promise<void> {
     }
     reqDuring.hfs = diff(reqBefore.hfs, await counters(hfs, runtime, refOut));
     reqDuring.c = diff(reqBefore.c, await counters(ref, runtime, refOut));
-    cpuDuring.hfs = cpuSeconds(hfs.child.pid!) - cpuBefore.hfs;
-    cpuDuring.c = cpuSeconds(ref.child.pid!) - cpuBefore.c;
+    cpuDuring.hfs = cpuSeconds(hfs.server) - cpuBefore.hfs;
+    cpuDuring.c = cpuSeconds(ref.server) - cpuBefore.c;
     // The status request itself is one control-socket exchange, not a FUSE request.
 
     await stopRef(ref);
     ref = null;
 
     // Exits: handlefs still mounted, every name cached. Kill K children one by one.
-    place(hfs.child.pid!, 'unpinned');
+    place(hfs.server, 'unpinned');
     procs.send(`probe ${mntH} ${KILLS} ${GAP_MS}`);
     for (;;) {
       const line = await procs.line(KILLS * 6000 + 10_000);
@@ -343,11 +369,14 @@ async function main(): Promise<void> {
 
   // ---------- report ----------
   const L: string[] = [];
-  L.push('# Tree stat benchmark: live handles, kernel-cached (bench/tree-stat)');
+  L.push(`# Tree stat benchmark: live handles, ${UNCACHED ? 'uncached (timeouts 0: every stat reaches the server)' : 'kernel-cached'} (bench/tree-stat)`);
   L.push('');
   L.push(
-    'Goal (the issue): with default options, `stat()` throughput on live handles ≥ 0.9× a libfuse3 C server with long ' +
-      'timeouts (kernel-cached) on the same names, while exits still disappear within 100 ms.',
+    UNCACHED
+      ? 'Goal (issue 13): with entry and attribute timeouts 0, `stat()` throughput on live handles ≥ 0.9× a multi-threaded ' +
+          'libfuse3 low-level C server serving the same names, with 1 and 2 client threads; CPU per request reported for both.'
+      : 'Goal (the issue): with default options, `stat()` throughput on live handles ≥ 0.9× a libfuse3 C server with long ' +
+          'timeouts (kernel-cached) on the same names, while exits still disappear within 100 ms.',
   );
   L.push('');
   L.push('## Method');
@@ -357,13 +386,15 @@ async function main(): Promise<void> {
   );
   L.push(
     '- **handlefs**: the real service, `node dist/cli/main.js mount MNT --state FILE`, default options ' +
-      '(entry_timeout = attr_timeout = 3600 s; exits invalidated with INVAL_ENTRY/INVAL_INODE), temporary state file ' +
+      `(entry_timeout = attr_timeout = ${TIMEOUT} s; exits invalidated with INVAL_ENTRY/INVAL_INODE), temporary state file ` +
       'and `HANDLEFS_RUNTIME_DIR`.',
   );
   L.push(
-    '- **libfuse C**: `bench/common/ref-server.c`, libfuse3 low-level API, single-threaded `fuse_session_loop`, serving ' +
-      '`pid/<pid>` for the same pids as regular files from memory, entry_timeout = attr_timeout = 3600 s. It never ' +
-      'learns of exits (its names stay for an hour): the ceiling for cached stat, with no correctness obligation.',
+    `- **libfuse C**: \`bench/common/ref-server.c\`, libfuse3 low-level API, ${REF_LOOP === 'mt' ? "libfuse's default multi-threaded `fuse_session_loop_mt`" : 'single-threaded `fuse_session_loop`'}, serving ` +
+      `\`pid/<pid>\` for the same pids as regular files from memory, entry_timeout = attr_timeout = ${TIMEOUT} s. It never ` +
+      (UNCACHED
+        ? 'learns of exits and reads nothing per request: a lookup in a sorted table, the ceiling for a FUSE server.'
+        : 'learns of exits (its names stay for an hour): the ceiling for cached stat, with no correctness obligation.'),
   );
   L.push(
     `- Both mounted side by side (mountpoint paths of equal length). Client: \`bench/common/stat-client.c\`, T pthreads \`stat()\` ` +
@@ -387,7 +418,7 @@ async function main(): Promise<void> {
   L.push('');
   L.push('## Throughput (stat/s)');
   L.push('');
-  L.push('| placement | client threads | handlefs (stat/s) | libfuse C cached (stat/s) | **handlefs / C** |');
+  L.push(`| placement | client threads | handlefs (stat/s) | ${LABEL.c} (stat/s) | **handlefs / C** |`);
   L.push('| --- | --- | --- | --- | --- |');
   const ratios: number[] = [];
   for (const p of PLACEMENTS) {
@@ -435,10 +466,14 @@ async function main(): Promise<void> {
     `FUSE requests the servers received during the throughput rounds (after warm-up; totals): handlefs ${fmtCounters(reqDuring.hfs)}; ` +
       `C ${fmtCounters(reqDuring.c)}. ${disturbed} of ${total} runs received any. Server CPU time over the rounds: handlefs ` +
       `${cpuDuring.hfs.toFixed(2)} s, C ${cpuDuring.c.toFixed(2)} s (of ${(ROUNDS * PLACEMENTS.length * THREADS.length * SECONDS * 2).toFixed(0)} s measured; ` +
-      "handlefs's includes its periodic /proc sweep, every 10 s). In an undisturbed run every stat is answered by the kernel " +
-      'from its dentry and attribute caches without a request, so both servers measure the same kernel path. Runs marked ' +
-      '`[n]` overlapped something that dropped the caches (the test suite, spec/fuse/mount.spec.ts, writes 2 to ' +
-      '/proc/sys/vm/drop_caches); the next stat of each name is then a LOOKUP round trip to the server.',
+      "handlefs's includes its periodic /proc sweep, every 10 s). " +
+      (UNCACHED
+        ? `Server CPU per request: handlefs ${perRequestUs(cpuDuring.hfs, reqDuring.hfs)} µs, C ${perRequestUs(cpuDuring.c, reqDuring.c)} µs ` +
+          '(all threads of each server; 10 ms ticks). With timeouts 0 every stat is a LOOKUP and a GETATTR round trip.'
+        : 'In an undisturbed run every stat is answered by the kernel ' +
+          'from its dentry and attribute caches without a request, so both servers measure the same kernel path. Runs marked ' +
+          '`[n]` overlapped something that dropped the caches (the test suite, spec/fuse/mount.spec.ts, writes 2 to ' +
+          '/proc/sys/vm/drop_caches); the next stat of each name is then a LOOKUP round trip to the server.'),
   );
   L.push('');
   L.push('## Exits (handlefs, cached names)');
@@ -480,7 +515,7 @@ async function main(): Promise<void> {
   L.push('');
   L.push(loadLine());
   L.push('');
-  L.push('Run: `node --import tsx bench/tree-stat/run.ts [--seconds S] [--rounds R] [--procs N] [--kills K] [--write]` (root).');
+  L.push('Run: `node --import tsx bench/tree-stat/run.ts [--seconds S] [--rounds R] [--procs N] [--kills K] [--uncached] [--ref-loop loop|mt] [--write]` (root).');
   writeReport('tree-stat', L, WRITE);
 }
 

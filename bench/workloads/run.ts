@@ -35,6 +35,7 @@ import {
   requireRootAndFuse,
   root,
   runMain,
+  servingPid,
   tempDir,
   track,
   untrack,
@@ -208,7 +209,7 @@ async function main(): Promise<void> {
             r.lsProc.push(timeSh('ls -l /proc'));
             r.lsWarm.push(timeSh(`ls -l ${mnt}/pid`));
           }
-          r.rss.push(rssMiB(s.child.pid!));
+          r.rss.push(rssMiB(servingPid(s.mnt, { ...process.env, HANDLEFS_RUNTIME_DIR: s.runtime })));
           await stopService(s);
           s = await startService(mnt, freshState(), runtime, log, probe);
           r.catFresh.push(timeSh(`cat ${mnt}/pid/*`));
