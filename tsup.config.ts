@@ -16,6 +16,8 @@ export default defineConfig([
       'testing/index': 'src/testing/index.ts',
       'cli/main': 'src/cli/main.ts',
       'cli/mount-helper': 'src/cli/mount-helper.ts',
+      // The store's commit thread: a module of its own, started by path (src/store/commit-worker.ts).
+      'store/commit-thread': 'src/store/commit-thread.ts',
     },
     format: ['esm'],
     dts: { entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' } },

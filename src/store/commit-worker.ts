@@ -1,77 +1,61 @@
 /**
  * Group commits off the event loop. A commit ends in an fsync, which takes 0.1 ms on an idle SSD
  * and tens of ms on a busy disk; done on the main thread it would stall every request, repeat
- * lookups included. A worker thread with its own connection to the state file runs the commit
- * transactions instead; the main thread keeps building the next batch meanwhile.
+ * lookups included. A worker thread with its own connection to the state file (commit-thread.ts)
+ * runs the commit transactions instead; the main thread keeps building the next batch meanwhile.
  *
- * The worker is an inline script (no separate file for the bundler to miss). It is deliberately
- * dumb: the main thread encodes each batch (dictionary ids, checksums) and the worker runs
- * it in one transaction. Completion is reported twice: a message (for the event loop) and a
- * SharedArrayBuffer cell (so that close() can wait for an in-flight commit synchronously).
+ * The thread is deliberately dumb: the main thread encodes each batch (commit-transaction.ts) and
+ * the thread runs it in the same transaction the main thread would. Completion is reported twice:
+ * a message (for the event loop) and a SharedArrayBuffer cell (so that close() can wait for an
+ * in-flight commit synchronously).
  */
-import { createRequire } from 'node:module';
+import * as fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import type { EncodedBatch } from './commit-transaction.js';
 
-/** One group commit, encoded: new dictionary names, rows to write, rows to delete. */
-export interface EncodedBatch {
-  /** [table, id, name, checksum] for names first used in this batch. */
-  readonly names: [table: 'kinds' | 'scopes', id: number, name: string, checksum: number][];
-  /** 7 numbers per row: ino, generation, kind_id, key, incarnation, scope_id, checksum. */
-  readonly upserts: number[];
-  readonly deletes: number[];
+/** Cells of the shared status array. */
+export const STATUS = {
+  /** The seq of the last finished commit. */
+  done: 0,
+  /** Its outcome: 1 committed, 0 failed. */
+  outcome: 1,
+  /** 1 once the thread closed its connection. */
+  closed: 2,
+} as const;
+
+/** The thread's workerData. */
+export interface CommitThreadData {
+  readonly file: string;
+  readonly busyTimeoutMs: number;
+  /** SharedArrayBuffer of the STATUS cells. */
+  readonly status: SharedArrayBuffer;
 }
 
-export const INSERT_KIND = 'INSERT INTO kinds (id, kind, checksum) VALUES (?, ?, ?)';
-export const INSERT_SCOPE = 'INSERT INTO scopes (id, scope, checksum) VALUES (?, ?, ?)';
-export const UPSERT_ROW = 'INSERT OR REPLACE INTO inodes (ino, generation, kind_id, key, incarnation, scope_id, checksum) VALUES (?, ?, ?, ?, ?, ?, ?)';
-export const DELETE_ROW = 'DELETE FROM inodes WHERE ino = ?';
-
-const SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.sqlite);
-const status = new Int32Array(workerData.status);
-let db;
-let tx;
-function open() {
-  db = new Database(workerData.file, { fileMustExist: true, timeout: workerData.busyTimeoutMs });
-  db.pragma('synchronous = FULL');
-  db.pragma('cell_size_check = ON');
-  const insert = { kinds: db.prepare(${JSON.stringify(INSERT_KIND)}), scopes: db.prepare(${JSON.stringify(INSERT_SCOPE)}) };
-  const upsert = db.prepare(${JSON.stringify(UPSERT_ROW)});
-  const remove = db.prepare(${JSON.stringify(DELETE_ROW)});
-  tx = db.transaction((b) => {
-    for (const [table, id, name, sum] of b.names) insert[table].run(id, name, sum);
-    const u = b.upserts;
-    for (let i = 0; i < u.length; i += 7) upsert.run(u[i], u[i + 1], u[i + 2], u[i + 3], u[i + 4], u[i + 5], u[i + 6]);
-    for (const ino of b.deletes) remove.run(ino);
-  });
+/**
+ * Where the commit thread's module is. From source (tsx: the specs, the benchmarks) it sits next
+ * to this module as commit-thread.ts. In the built package it is the tsup entry
+ * dist/store/commit-thread.js, while this code runs from a chunk in dist/ or from an entry one
+ * directory below it (dist/cli/, dist/testing/).
+ */
+export function commitThreadModule(from: string = import.meta.url): URL {
+  const ext = from.endsWith('.ts') ? '.ts' : '.js';
+  const candidates = [`./commit-thread${ext}`, './store/commit-thread.js', '../store/commit-thread.js'].map((c) => new URL(c, from));
+  const found = candidates.find((u) => fs.existsSync(fileURLToPath(u)));
+  if (!found) throw new Error(`the commit thread's module is missing (looked for ${candidates.map((u) => fileURLToPath(u)).join(', ')})`);
+  return found;
 }
-parentPort.on('message', (m) => {
-  if (m.type === 'die') process.exit(70); // tests: the thread dying between commits
-  if (m.type === 'close') {
-    try {
-      if (db) db.close();
-    } finally {
-      Atomics.store(status, 2, 1);
-      Atomics.notify(status, 2);
-      parentPort.close();
-    }
-    return;
-  }
-  let reply;
-  try {
-    if (!db) open();
-    tx.immediate(m.batch);
-    reply = { seq: m.seq, ok: true };
-  } catch (e) {
-    reply = { seq: m.seq, ok: false, code: e && e.code, message: String(e && e.message || e) };
-  }
-  Atomics.store(status, 1, reply.ok ? 1 : 0);
-  Atomics.store(status, 0, m.seq);
-  Atomics.notify(status, 0);
-  parentPort.postMessage(reply);
-});
-`;
+
+/**
+ * Starts the thread on `entry`. A TypeScript entry (running from source under tsx) registers tsx
+ * in the thread first: Node 20 does not carry the parent's --import hooks into a worker.
+ */
+function startThread(entry: URL, workerData: CommitThreadData): Worker {
+  if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { workerData });
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const load = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`;
+  return new Worker(load, { eval: true, workerData });
+}
 
 export interface CommitReply {
   readonly seq: number;
@@ -89,8 +73,8 @@ export function replyError(r: CommitReply): Error {
 
 export class CommitWorker {
   private readonly worker: Worker;
-  /** [0] last finished commit, [1] its outcome (1 ok), [2] 1 once the worker closed its connection. */
-  private readonly status = new Int32Array(new SharedArrayBuffer(12));
+  /** The STATUS cells, shared with the thread. */
+  private readonly status = new Int32Array(new SharedArrayBuffer(4 * Object.keys(STATUS).length));
   private closed = false;
 
   constructor(
@@ -99,8 +83,8 @@ export class CommitWorker {
     onReply: (reply: CommitReply) => void,
     onFailure: (err: Error) => void,
   ) {
-    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.worker = new Worker(SOURCE, { eval: true, workerData: { sqlite, file, busyTimeoutMs, status: this.status.buffer } });
+    const workerData: CommitThreadData = { file, busyTimeoutMs, status: this.status.buffer as SharedArrayBuffer };
+    this.worker = startThread(commitThreadModule(), workerData);
     this.worker.on('message', (r: CommitReply) => {
       this.worker.unref();
       if (!this.closed) onReply(r);
@@ -126,11 +110,11 @@ export class CommitWorker {
   waitSync(seq: number, timeoutMs: number): boolean | undefined {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const done = Atomics.load(this.status, 0);
-      if (done >= seq) return Atomics.load(this.status, 1) === 1;
+      const done = Atomics.load(this.status, STATUS.done);
+      if (done >= seq) return Atomics.load(this.status, STATUS.outcome) === 1;
       const left = deadline - Date.now();
       if (left <= 0) return undefined;
-      Atomics.wait(this.status, 0, done, left);
+      Atomics.wait(this.status, STATUS.done, done, left);
     }
   }
 
@@ -144,10 +128,10 @@ export class CommitWorker {
     this.closed = true;
     this.worker.postMessage({ type: 'close' });
     const deadline = Date.now() + timeoutMs;
-    while (Atomics.load(this.status, 2) !== 1) {
+    while (Atomics.load(this.status, STATUS.closed) !== 1) {
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      Atomics.wait(this.status, 2, 0, left);
+      Atomics.wait(this.status, STATUS.closed, 0, left);
     }
     this.worker.unref();
     return true;

@@ -2,7 +2,9 @@
  * The durable InodeStore: one SQLite database in WAL mode (better-sqlite3), plus FILE.hwm (a second
  * high-water record outside the database) and FILE.lock (one daemon per state file). reserve()
  * is synchronous on the main connection; group commits run on a commit thread (commit-worker.ts).
- * docs/store.md describes the files, tables and policies for operators.
+ * Opening gathers the evidence (state-inspection.ts, FILE.hwm, witness records) and carries out
+ * the start-up plan decided from it (recovery-plan.ts). docs/store.md describes the files, tables
+ * and policies for operators.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -10,28 +12,20 @@ import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { FIRST_DYNAMIC_INO, MAX_INO } from '../core/numbers.js';
 import type { InodeRecord, InodeStore, NumberRange } from '../core/store.js';
-import {
-  StoreDamageError,
-  checkHeader,
-  clockCeiling,
-  clockGeneration,
-  describeCause,
-  hasQuarantinedCopies,
-  metaChecksum,
-  nameChecksum,
-  plausibleHighWater,
-  quarantine,
-  readHwm,
-  rowChecksum,
-  writeHwm,
-  fsyncDir,
-  type HwmRead,
-} from './damage.js';
-import { CommitWorker, DELETE_ROW, INSERT_KIND, INSERT_SCOPE, UPSERT_ROW, replyError, type CommitReply, type EncodedBatch } from './commit-worker.js';
+import { clockCeiling, describeCause, fsyncDir, hasQuarantinedCopies, metaChecksum, quarantine, readHwm, writeHwm } from './damage.js';
+import { commitTransaction, encodeBatch, type Changes, type EncodedBatch } from './commit-transaction.js';
+import { CommitWorker, replyError, type CommitReply } from './commit-worker.js';
 import { acquireStateLock, createPrivateFile, type StateLock } from './lock.js';
+import { Names, loadNames } from './names.js';
 import { NotOurStateError, classifyStateFile, type StateFileKind } from './ownership.js';
+import { damageMessage, planStartup, refusal } from './recovery-plan.js';
+import { readRows } from './row-reader.js';
+import { SchemaError, migrate } from './schema.js';
+import { probeDirectory, removeDirectories } from './state-directory.js';
+import { inspect, type Inspection } from './state-inspection.js';
 import { StateWitness, type WitnessDirs } from './witness.js';
-import { SchemaError, checkSchema, migrate, schemaInfo, verifySchema } from './schema.js';
+
+export { StateNotWritableError } from './state-directory.js';
 
 /** The CLI's `--state FILE` default. */
 export const DEFAULT_STATE_PATH = '/var/lib/handlefs/state.db';
@@ -97,24 +91,6 @@ export interface StoreStartup {
   readonly createdAt: string;
 }
 
-interface MetaRow {
-  generation: number;
-  high_water: number;
-  created_at: string;
-  checksum: string;
-}
-
-interface Inspection {
-  readonly state: 'missing' | 'empty' | 'ok' | 'older' | 'damaged';
-  readonly damage?: string;
-  /** Meta row with a valid checksum. */
-  readonly meta?: MetaRow;
-  /** Meta values read from a damaged file whose checksum failed (used only as a lower bound). */
-  readonly unverified?: { highWater?: number; generation?: number };
-  readonly rows?: InodeRecord[];
-  readonly maxIno?: number;
-}
-
 type Deferred = { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
 
 function deferred(): Deferred {
@@ -127,310 +103,14 @@ function deferred(): Deferred {
   return { promise, resolve, reject };
 }
 
-function isDamageCode(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB');
-}
-
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 function sleepSync(ms: number): void {
   Atomics.wait(sleepCell, 0, 0, ms);
 }
 
-/**
- * A dictionary table (kinds, scopes): rows store small ids, the strings live here once. Ids are
- * assigned by the store (max + 1); names added inside a transaction are staged and become visible
- * only if it commits.
- */
-class Names {
-  private byName = new Map<string, number>();
-  private byId: (string | undefined)[] = [];
-  private readonly staged = new Map<string, number>();
-  private nextId = 1;
-
-  constructor(
-    readonly table: 'kinds' | 'scopes',
-    private readonly column: 'kind' | 'scope',
-  ) {}
-
-  /** (Re)reads the table, verifying checksums (throws StoreDamageError). */
-  load(db: Database.Database): this {
-    this.byName = new Map();
-    this.byId = [];
-    this.staged.clear();
-    this.nextId = 1;
-    for (const raw of db.prepare(`SELECT id, ${this.column}, checksum FROM ${this.table}`).raw(true).iterate() as IterableIterator<unknown[]>) {
-      const [id, name, sum] = raw;
-      if (typeof id !== 'number' || typeof name !== 'string' || nameChecksum(id, name) !== sum) {
-        throw new StoreDamageError(`${this.table} row ${String(id)} checksum mismatch`);
-      }
-      this.byName.set(name, id);
-      this.byId[id] = name;
-      if (id >= this.nextId) this.nextId = id + 1;
-    }
-    return this;
-  }
-
-  name(id: unknown): string | undefined {
-    return typeof id === 'number' ? this.byId[id] : undefined;
-  }
-
-  id(name: string): number | undefined {
-    return this.byName.get(name);
-  }
-
-  /** The id of `name`; a new name gets the next id, staged until the batch carrying it commits. */
-  stage(name: string): number {
-    let id = this.byName.get(name) ?? this.staged.get(name);
-    if (id === undefined) {
-      id = this.nextId + this.staged.size;
-      this.staged.set(name, id);
-    }
-    return id;
-  }
-
-  /** Rows to insert for the staged names. */
-  stagedRows(out: EncodedBatch['names']): void {
-    for (const [name, id] of this.staged) out.push([this.table, id, name, nameChecksum(id, name)]);
-  }
-
-  settle(committed: boolean): void {
-    if (this.staged.size === 0) return;
-    if (committed) {
-      for (const [name, id] of this.staged) {
-        this.byName.set(name, id);
-        this.byId[id] = name;
-      }
-      this.nextId += this.staged.size;
-    }
-    this.staged.clear();
-  }
-}
-
-const ROW_COLUMNS = 'SELECT ino, generation, kind_id, key, incarnation, scope_id, checksum FROM inodes';
-/** Rows fetched per statement: all() in pages is ~15 % faster than iterate() and keeps the garbage bounded. */
-const PAGE_ROWS = 16384;
-
-/** Reads every row, verifying types, references and row checksums (throws StoreDamageError). */
-function readRows(db: Database.Database, kinds: Names, scopes: Names): { rows: InodeRecord[]; maxIno: number } {
-  const rows: InodeRecord[] = [];
-  let maxIno = 0;
-  let last = 0; // the last number read: the next page starts after it
-  const first = db.prepare(`${ROW_COLUMNS} ORDER BY ino LIMIT ?`).raw(true);
-  const next = db.prepare(`${ROW_COLUMNS} WHERE ino > ? ORDER BY ino LIMIT ?`).raw(true);
-  for (let page = first.all(PAGE_ROWS) as unknown[][]; ; page = next.all(last, PAGE_ROWS) as unknown[][]) {
-    for (const raw of page) {
-      const ino = raw[0];
-      const generation = raw[1];
-      const key = raw[3];
-      const incarnation = raw[4];
-      const kind = kinds.name(raw[2]);
-      const scope = scopes.name(raw[5]);
-      if (
-        typeof ino !== 'number' ||
-        typeof generation !== 'number' ||
-        typeof key !== 'number' ||
-        typeof incarnation !== 'number' ||
-        kind === undefined ||
-        scope === undefined ||
-        rowChecksum(ino, generation, raw[2] as number, key, incarnation, raw[5] as number) !== raw[6]
-      ) {
-        throw new StoreDamageError(`inodes row ${String(ino)} fails its checksum`);
-      }
-      // Pages continue after the last number read: it must be exact and increasing.
-      if (!Number.isSafeInteger(ino) || (rows.length > 0 && ino <= last)) throw new StoreDamageError(`inodes row ${String(ino)} is out of range`);
-      last = ino;
-      if (ino > maxIno) maxIno = ino;
-      rows.push({ ino, generation, kind, key, incarnation, scope });
-    }
-    if (page.length < PAGE_ROWS) break;
-  }
-  return { rows, maxIno };
-}
-
-/** Reads the meta row and checks its checksum; `unverified` carries what a bad row said. */
-function readMeta(db: Database.Database): { meta?: MetaRow; unverified?: { highWater?: number; generation?: number }; problem?: string } {
-  const row = db.prepare('SELECT generation, high_water, created_at, checksum FROM meta WHERE id = 1').get() as MetaRow | undefined;
-  if (!row) return { problem: 'meta row missing' };
-  if (
-    typeof row.generation === 'number' &&
-    typeof row.high_water === 'number' &&
-    typeof row.created_at === 'string' &&
-    metaChecksum(row.generation, row.high_water, row.created_at) === row.checksum
-  ) {
-    return { meta: row };
-  }
-  return {
-    problem: 'meta row checksum mismatch',
-    unverified: {
-      ...(typeof row.high_water === 'number' ? { highWater: row.high_water } : {}),
-      ...(typeof row.generation === 'number' ? { generation: row.generation } : {}),
-    },
-  };
-}
-
-/**
- * Opens the file read-only and decides whether it can be trusted. Damage is returned; anything
- * else (I/O errors, a foreign or newer file) is thrown. A read-only connection never checkpoints,
- * so inspecting a damaged file does not alter it.
- */
-function inspect(file: string, integrityCheck: 'quick' | 'full' | 'off'): Inspection {
-  const header = checkHeader(file);
-  if (header === 'missing') return { state: 'missing' };
-  if (header === 'empty') return { state: 'empty' };
-  if (header !== 'ok') return { state: 'damaged', damage: header.damaged };
-
-  let db: Database.Database;
-  try {
-    db = new Database(file, { readonly: true, fileMustExist: true, timeout: 1000 });
-  } catch (err) {
-    if (isDamageCode(err)) return { state: 'damaged', damage: describeCause(err) };
-    throw err;
-  }
-  let metaRead: ReturnType<typeof readMeta> | undefined;
-  try {
-    db.pragma('cell_size_check = ON');
-    const schema = checkSchema(schemaInfo(db), file);
-    if (schema === 'uninitialised') return { state: 'empty' };
-    if (integrityCheck !== 'off') {
-      const pragma = integrityCheck === 'full' ? 'integrity_check(20)' : 'quick_check(20)';
-      const result = db.pragma(pragma, { simple: false }) as Record<string, string>[];
-      const lines = result.map((r) => Object.values(r)[0]);
-      if (lines.length !== 1 || lines[0] !== 'ok') {
-        throw new StoreDamageError(`${integrityCheck === 'full' ? 'integrity_check' : 'quick_check'}: ${lines.slice(0, 3).join('; ')}`);
-      }
-    }
-    if (schema === 'current') {
-      const schemaProblem = verifySchema(db);
-      if (schemaProblem) throw new StoreDamageError(schemaProblem);
-    }
-    metaRead = readMeta(db);
-    if (!metaRead.meta) throw new StoreDamageError(metaRead.problem ?? 'meta row unreadable');
-    if (schema === 'older') return { state: 'older', meta: metaRead.meta };
-    const { rows, maxIno } = readRows(db, new Names('kinds', 'kind').load(db), new Names('scopes', 'scope').load(db));
-    return { state: 'ok', meta: metaRead.meta, rows, maxIno };
-  } catch (err) {
-    if (!(err instanceof StoreDamageError) && !isDamageCode(err)) throw err;
-    const damage = err instanceof StoreDamageError ? err.reason : describeCause(err);
-    // Salvage what can still be read, for the high-water decision only.
-    if (!metaRead) {
-      try {
-        metaRead = readMeta(db);
-      } catch {
-        metaRead = undefined;
-      }
-    }
-    let maxIno: number | undefined;
-    try {
-      const r = db.prepare('SELECT max(ino) AS m FROM inodes').get() as { m: unknown } | undefined;
-      if (typeof r?.m === 'number') maxIno = r.m;
-    } catch {
-      maxIno = undefined;
-    }
-    return {
-      state: 'damaged',
-      damage,
-      ...(metaRead?.meta ? { meta: metaRead.meta } : {}),
-      ...(metaRead?.unverified ? { unverified: metaRead.unverified } : {}),
-      ...(maxIno !== undefined ? { maxIno } : {}),
-    };
-  } finally {
-    db.close();
-  }
-}
-
 /** An Error whose single-line message names the state file and the cause. */
 function openError(file: string, what: string, err: unknown): Error {
   return new Error(`handlefs store: ${what} ${file}: ${describeCause(err)}`, { cause: err });
-}
-
-/**
- * The state cannot be written where it is asked for: a read-only filesystem, a full disk, or a
- * directory that cannot be created there (procfs, sysfs). The CLI maps it to its own exit code.
- */
-export class StateNotWritableError extends Error {
-  constructor(
-    message: string,
-    /** The errno of the cause (EROFS, ENOSPC, EPERM, ...). */
-    readonly code: string | undefined,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'StateNotWritableError';
-  }
-}
-
-function errnoCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' ? code : undefined;
-}
-
-/**
- * Creates the missing directories of `dir` one level at a time, mode 0700, and returns those it
- * created (deepest last), so that a refused start can remove them again. (Not fs.mkdirSync's
- * recursive mode: on procfs it spins forever on ENOENT.)
- */
-function makeStateDirectory(dir: string): string[] {
-  const missing: string[] = [];
-  for (let d = dir; !fs.existsSync(d); d = path.dirname(d)) {
-    if (d === path.dirname(d)) break;
-    missing.unshift(d);
-  }
-  const created: string[] = [];
-  for (const d of missing) {
-    try {
-      fs.mkdirSync(d, { mode: 0o700 });
-    } catch (err) {
-      removeDirectories(created);
-      throw new StateNotWritableError(
-        `handlefs store: cannot create the state directory ${dir}: ${describeCause(err)}`,
-        errnoCode(err),
-        { cause: err },
-      );
-    }
-    created.push(d);
-  }
-  return created;
-}
-
-/** Removes directories created by makeStateDirectory, deepest first, if they are still empty. */
-function removeDirectories(created: readonly string[]): void {
-  for (const d of [...created].reverse()) {
-    try {
-      fs.rmdirSync(d);
-    } catch {
-      return; // not empty (or gone): leave it and its parents
-    }
-  }
-}
-
-/**
- * Creates the directory if needed and proves it takes a durable write (read-only fs, full disk).
- * Returns the directories it created.
- */
-function probeDirectory(file: string): string[] {
-  const dir = path.dirname(file);
-  const created = makeStateDirectory(dir);
-  const probe = `${file}.probe`;
-  try {
-    const fd = fs.openSync(probe, 'w', 0o600);
-    try {
-      fs.writeSync(fd, Buffer.alloc(4096));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.unlinkSync(probe);
-  } catch (err) {
-    try {
-      fs.unlinkSync(probe);
-    } catch {
-      // ignore: the probe may not exist
-    }
-    removeDirectories(created);
-    throw new StateNotWritableError(`handlefs store: state directory ${dir} is not writable, cannot open ${file}: ${describeCause(err)}`, errnoCode(err), { cause: err });
-  }
-  return created;
 }
 
 /** Throws NotOurStateError unless the file at `file` is missing or provably handlefs's. */
@@ -441,12 +121,8 @@ function refuseForeign(file: string): void {
   } catch (err) {
     throw openError(file, 'cannot read state file', err);
   }
-  if (kind.kind === 'foreign') throw new NotOurStateError(file, kind.reason);
-  // A WAL without its database is replayed by SQLite onto whatever is created next: it must be
-  // ours to be moved aside.
-  if (kind.kind === 'missing' && fs.existsSync(`${file}-wal`) && !fs.existsSync(`${file}.hwm`)) {
-    throw new NotOurStateError(`${file}-wal`, `a write-ahead log without its database, and no ${file}.hwm says handlefs wrote it`);
-  }
+  const refused = refusal(file, kind, { wal: fs.existsSync(`${file}-wal`), hwm: fs.existsSync(`${file}.hwm`) });
+  if (refused) throw refused;
 }
 
 /**
@@ -505,7 +181,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
   try {
     refuseForeign(file); // again, now that no other store can be changing it
     const hwmFile = `${file}.hwm`;
-    const hwm: HwmRead = readHwm(hwmFile);
+    const hwm = readHwm(hwmFile);
     let insp: Inspection;
     try {
       insp = inspect(file, options.integrityCheck ?? 'quick');
@@ -514,116 +190,33 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
       throw openError(file, 'cannot read state file', err);
     }
     const nowMs = now();
-    const hwmRec = hwm.state === 'ok' ? hwm.record : undefined;
-    let origin: StoreStartup['origin'];
-    let highWater: number;
-    let generation: number;
-    let highWaterFrom: string;
-    let damage: string | undefined;
+    // The records outside the state directory are found by the state's creation time.
+    const intact = insp.state === 'ok' || insp.state === 'older';
+    const witnessReading = intact && options.witness ? new StateWitness(options.witness, insp.meta!.created_at, log, now).read() : undefined;
+    const plan = planStartup({
+      file,
+      database: insp,
+      hwm,
+      ...(witnessReading ? { witness: witnessReading } : {}),
+      walExists: fs.existsSync(`${file}-wal`),
+      lockExistedBefore: lock.existedBefore,
+      quarantinedCopies: hasQuarantinedCopies(file),
+      freshStart: options.freshStart ?? 'first',
+      nowMs,
+    });
+    const { origin, highWater, generation, highWaterFrom, createdAt, damage } = plan;
     let quarantined: string[] = [];
-    let createdAt = new Date(nowMs).toISOString();
-
-    if (insp.state === 'ok' || insp.state === 'older') {
-      const meta = insp.meta!;
-      origin = 'restart';
-      createdAt = meta.created_at;
-      highWater = meta.high_water;
-      highWaterFrom = 'db';
-      generation = meta.generation;
-      if (hwmRec) {
-        if (hwmRec.highWater > highWater || hwmRec.generation > generation) {
-          log.warn(
-            { file, db: { highWater, generation }, hwm: hwmRec },
-            `state file ${file} is older than ${hwmFile} (restored from a copy?); continuing above both`,
-          );
-        }
-        if (hwmRec.highWater > highWater) {
-          highWater = hwmRec.highWater;
-          highWaterFrom = 'hwm';
-        }
-        generation = Math.max(generation, hwmRec.generation);
-      } else {
-        log.warn({ file, hwmFile, hwm: hwm.state }, `high-water file ${hwmFile} is ${hwm.state === 'missing' ? 'missing' : `unreadable (${hwm.state === 'corrupt' ? hwm.reason : ''})`}; rewriting it from the state file`);
-      }
-      if (options.witness) {
-        // Records outside the state directory: has this host issued more from this state than
-        // the state remembers (restored from an older copy)?
-        const seen = new StateWitness(options.witness, createdAt, log, now).read();
-        const bound = seen.perBoot ?? seen.machine;
-        if (bound) {
-          const restored = bound.generation > generation || (seen.perBoot !== undefined && seen.perBoot.highWater > highWater);
-          if (restored) {
-            log.warn(
-              { file, state: { highWater, generation }, record: bound, from: seen.perBoot ? 'boot' : 'machine' },
-              `state file ${file} is older than what this host has issued from it (restored from a backup?): it says high-water ${highWater}, generation ${generation}; the ${seen.perBoot ? 'per-boot' : 'machine-wide'} record says ${bound.highWater}, generation ${bound.generation}; continuing above the record so that no number is issued twice`,
-            );
-          }
-          if (bound.highWater > highWater) {
-            highWater = bound.highWater;
-            highWaterFrom = seen.perBoot ? 'boot record' : 'machine record';
-          }
-          generation = Math.max(generation, bound.generation);
-        }
-      }
-      if (insp.maxIno !== undefined && insp.maxIno >= highWater) {
-        log.warn({ file, maxIno: insp.maxIno, highWater }, `state file ${file} holds ino ${insp.maxIno} at or above its high-water mark ${highWater}; raising the mark`);
-        highWater = insp.maxIno + 1;
-      }
-      generation += 1;
-    } else {
-      const evidence =
-        insp.state !== 'missing' || hwm.state !== 'missing' || lock.existedBefore || hasQuarantinedCopies(file);
-      if (insp.state === 'damaged') damage = insp.damage ?? 'damaged';
-      else if (insp.state === 'empty' && evidence) damage = 'state file is empty (truncated or never initialised)';
-      else if (insp.state === 'missing' && evidence) damage = 'state file is missing';
-
-      if (insp.state === 'damaged' || insp.state === 'empty' || (insp.state === 'missing' && fs.existsSync(`${file}-wal`))) {
-        // A WAL without its database must not be replayed onto a new one: move it aside too.
-        try {
-          quarantined = quarantine(file, nowMs);
-        } catch (err) {
-          throw openError(file, 'cannot move aside damaged state file', err);
-        }
-      }
-      if (!evidence && (options.freshStart ?? 'first') === 'first') {
-        origin = 'new';
-        highWater = FIRST_DYNAMIC_INO;
-        generation = 1;
-        highWaterFrom = 'first';
-      } else {
-        origin = evidence ? 'recovered' : 'new';
-        const verified: { hw: number; gen: number; from: string }[] = [];
-        if (insp.meta) verified.push({ hw: insp.meta.high_water, gen: insp.meta.generation, from: 'db' });
-        if (hwmRec) verified.push({ hw: hwmRec.highWater, gen: hwmRec.generation, from: 'hwm' });
-        const lowerBounds: number[] = [];
-        const unverifiedHigh = insp.unverified?.highWater;
-        if (plausibleHighWater(unverifiedHigh, nowMs)) lowerBounds.push(unverifiedHigh);
-        const afterMaxIno = insp.maxIno === undefined ? undefined : insp.maxIno + 1;
-        if (plausibleHighWater(afterMaxIno, nowMs)) lowerBounds.push(afterMaxIno);
-        if (verified.length > 0) {
-          const best = verified.reduce((a, b) => (b.hw > a.hw ? b : a));
-          highWater = Math.max(best.hw, ...lowerBounds, FIRST_DYNAMIC_INO);
-          highWaterFrom = best.from;
-          generation = Math.max(...verified.map((v) => v.gen)) + 1;
-        } else {
-          // Nothing verifiable survives: the wall clock bounds everything ever granted.
-          highWater = Math.max(clockCeiling(nowMs), ...lowerBounds);
-          highWaterFrom = 'clock';
-          generation = clockGeneration(nowMs);
-          const g = insp.unverified?.generation;
-          if (typeof g === 'number' && Number.isSafeInteger(g) && g < clockGeneration(nowMs) * 2) generation = Math.max(generation, g + 1);
-        }
-      }
-      if (damage !== undefined) {
-        log.error(
-          { file, damage, quarantined, highWater, generation, highWaterFrom, hwm: hwm.state },
-          `state file ${file} damaged (${damage})${quarantined.length ? `; moved to ${quarantined[0]}` : ''}; mappings lost, restarting at high-water ${highWater} from ${highWaterFrom === 'clock' ? 'the wall-clock floor' : highWaterFrom === 'hwm' ? hwmFile : 'the damaged file'}, generation ${generation}`,
-        );
+    if (plan.moveAside) {
+      try {
+        quarantined = quarantine(file, nowMs);
+      } catch (err) {
+        throw openError(file, 'cannot move aside damaged state file', err);
       }
     }
-    if (highWater > clockCeiling(nowMs)) {
-      log.warn({ file, highWater, ceiling: clockCeiling(nowMs) }, 'the wall clock is behind the state high-water mark (clock stepped back?); new ranges will wait for it');
+    if (damage !== undefined) {
+      log.error({ file, damage, quarantined, highWater, generation, highWaterFrom, hwm: hwm.state }, damageMessage(file, plan, quarantined));
     }
+    for (const w of plan.warnings) log.warn(w.fields, w.msg);
 
     // Open for writing, migrate, and make the new generation and high-water mark durable.
     let migratedFrom: number | undefined;
@@ -668,8 +261,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     }
     const witness = options.witness ? new StateWitness(options.witness, createdAt, log, now) : undefined;
     witness?.granted(highWater, generation);
-    const kinds = new Names('kinds', 'kind').load(db);
-    const scopes = new Names('scopes', 'scope').load(db);
+    const { kinds, scopes } = loadNames(db);
     let rows = insp.rows;
     if (!rows) rows = origin === 'restart' ? readRows(db, kinds, scopes).rows : [];
     const startup: StoreStartup = {
@@ -789,16 +381,7 @@ export class SqliteStore implements InodeStore {
     this.maxChunk = Math.max(this.minChunk, Math.floor(options.maxChunk ?? DEFAULT_MAX_CHUNK));
     this.chunk = this.minChunk;
     this.setHighStmt = db.prepare('UPDATE meta SET high_water = ?, checksum = ? WHERE id = 1');
-    const insert = { kinds: db.prepare(INSERT_KIND), scopes: db.prepare(INSERT_SCOPE) };
-    const upsert = db.prepare(UPSERT_ROW);
-    const remove = db.prepare(DELETE_ROW);
-    const tx = db.transaction((b: EncodedBatch) => {
-      for (const [table, id, name, sum] of b.names) insert[table].run(id, name, sum);
-      const u = b.upserts;
-      for (let i = 0; i < u.length; i += 7) upsert.run(u[i], u[i + 1], u[i + 2], u[i + 3], u[i + 4], u[i + 5], u[i + 6]);
-      for (const ino of b.deletes) remove.run(ino);
-    });
-    this.commitOnMainThread = (b) => tx.immediate(b);
+    this.commitOnMainThread = commitTransaction(db);
   }
 
   get highWater(): number {
@@ -1015,22 +598,8 @@ export class SqliteStore implements InodeStore {
     d.resolve();
   }
 
-  private encode(batch: Map<number, InodeRecord | null>): EncodedBatch {
-    const upserts: number[] = [];
-    const deletes: number[] = [];
-    for (const [ino, r] of batch) {
-      if (r === null) {
-        deletes.push(ino);
-        continue;
-      }
-      const kindId = this.kinds.stage(r.kind);
-      const scopeId = this.scopes.stage(r.scope);
-      upserts.push(ino, r.generation, kindId, r.key, r.incarnation, scopeId, rowChecksum(ino, r.generation, kindId, r.key, r.incarnation, scopeId));
-    }
-    const names: EncodedBatch['names'] = [];
-    this.kinds.stagedRows(names);
-    this.scopes.stagedRows(names);
-    return { names, upserts, deletes };
+  private encode(batch: Changes): EncodedBatch {
+    return encodeBatch(batch, this.kinds, this.scopes);
   }
 
   private onReply(r: CommitReply): void {
