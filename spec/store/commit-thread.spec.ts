@@ -1,6 +1,12 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import test from 'ava';
+import { encodeBatch } from '../../src/store/commit-transaction.js';
+import { STATUS, commitThreadModule, type CommitReply, type CommitThreadData } from '../../src/store/commit-worker.js';
 import type { SqliteStore } from '../../src/store/index.js';
+import { Names } from '../../src/store/names.js';
 import { captureLogger, open, record, removeTempDirs, tempDir } from './helpers.js';
 
 test.after.always(removeTempDirs);
@@ -122,5 +128,44 @@ test('commitThread: false commits on the main thread with the same results', asy
   store.close();
   const again = open(file, { commitThread: false });
   t.is([...again.load()].length, 100);
+  again.close();
+});
+
+const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist');
+
+test('the built package finds its commit thread from every bundle, and the thread commits a batch', async (t) => {
+  const thread = path.join(DIST, 'store/commit-thread.js');
+  // This module's code runs from a chunk in dist/ or from an entry one level below it.
+  const bundles = [
+    path.join(DIST, 'index.js'),
+    path.join(DIST, 'cli/main.js'),
+    path.join(DIST, 'testing/index.js'),
+    ...fs.readdirSync(DIST).filter((n) => /^chunk-.*\.js$/.test(n)).map((n) => path.join(DIST, n)),
+  ];
+  for (const from of bundles) t.is(fileURLToPath(commitThreadModule(pathToFileURL(from).href)), thread, from);
+  t.throws(() => commitThreadModule(pathToFileURL('/nonexistent/chunk.js').href), { message: /commit thread's module is missing/ });
+
+  const file = path.join(tempDir(), 'state.db');
+  const store = open(file);
+  const { start } = store.reserve(2);
+  const generation = store.generation;
+  store.close();
+  const rows = [record(start, generation, 1), record(start + 1, generation, 2, { kind: 'namespace' })];
+  const batch = encodeBatch(new Map(rows.map((r) => [r.ino, r])), new Names('kinds', 'kind'), new Names('scopes', 'scope'));
+  const status = new SharedArrayBuffer(4 * Object.keys(STATUS).length);
+  const workerData: CommitThreadData = { file, busyTimeoutMs: 1000, status };
+  const worker = new Worker(thread, { workerData, execArgv: [] });
+  const reply = await new Promise<CommitReply>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+    worker.postMessage({ seq: 1, batch });
+  });
+  worker.postMessage({ type: 'close' });
+  await new Promise((resolve) => worker.once('exit', resolve));
+  t.deepEqual(reply, { seq: 1, ok: true });
+  t.is(Atomics.load(new Int32Array(status), STATUS.done), 1);
+  t.is(Atomics.load(new Int32Array(status), STATUS.closed), 1);
+  const again = open(file);
+  t.deepEqual([...again.load()].sort((a, b) => a.ino - b.ino), rows);
   again.close();
 });
