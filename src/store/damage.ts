@@ -189,7 +189,7 @@ export function writeHwm(file: string, record: HwmRecord, options: { sync?: bool
 // Quarantine
 
 /** `20250102T030405.678Z`: sortable, no colons (safe on every filesystem). */
-export function quarantineStamp(nowMs: number): string {
+function quarantineStamp(nowMs: number): string {
   return new Date(nowMs).toISOString().replace(/[-:]/g, '');
 }
 

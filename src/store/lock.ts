@@ -38,7 +38,6 @@ export interface StateLock {
   readonly lockPath: string;
   /** Whether FILE.lock already existed, i.e. some earlier run used this state path. */
   readonly existedBefore: boolean;
-  readonly held: boolean;
   release(): void;
   /**
    * For a refused start: releases the lock and deletes FILE.lock if this open created it, so a
@@ -48,7 +47,7 @@ export interface StateLock {
   discard(): void;
 }
 
-export function lockPathFor(statePath: string): string {
+function lockPathFor(statePath: string): string {
   return `${statePath}.lock`;
 }
 
@@ -114,9 +113,6 @@ export function acquireStateLock(statePath: string, options: { waitMs?: number }
   return {
     lockPath,
     existedBefore,
-    get held() {
-      return held;
-    },
     release() {
       if (!held) return;
       held = false;

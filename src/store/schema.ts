@@ -11,7 +11,7 @@ export const APPLICATION_ID = 0x68646c66;
 /** The schema this build writes. Files with a higher user_version are refused, lower ones migrated. */
 export const SCHEMA_VERSION = 1;
 
-export interface Migration {
+interface Migration {
   /** user_version after this migration. */
   readonly version: number;
   readonly description: string;
@@ -19,7 +19,7 @@ export interface Migration {
 }
 
 /** Append-only: never edit a released migration, add a new one with the next version. */
-export const MIGRATIONS: readonly Migration[] = [
+const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: 'meta, kinds, scopes, inodes, runs; view identities',

@@ -23,7 +23,7 @@ export interface Inspection {
 }
 
 /** SQLite's own verdicts of damage (as opposed to I/O errors, locks, ...). */
-export function isDamageCode(err: unknown): boolean {
+function isDamageCode(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB');
 }
