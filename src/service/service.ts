@@ -30,7 +30,7 @@ import type { NsType } from '../sources/types.js';
 import { StateLockedError } from '../store/lock.js';
 import { NotOurStateError } from '../store/ownership.js';
 import { storeModule } from '../store/module.js';
-import { StateNotWritableError, openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
+import { StateNotWritableError, openSqliteStore, type SqliteStore } from '../store/index.js';
 import { silentLogger } from '../log.js';
 import { STORE_TOKENS } from '../store/tokens.js';
 import type { HandleObject } from '../tree/context.js';

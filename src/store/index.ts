@@ -1,11 +1,6 @@
-export {
-  DEFAULT_STATE_PATH,
-  SqliteStore,
-  StateNotWritableError,
-  openSqliteStore,
-  type SqliteStoreOptions,
-  type StoreStartup,
-} from './sqlite-store.js';
+export { DEFAULT_STATE_PATH, SqliteStore, type SqliteStoreOptions, type StoreStartup } from './sqlite-store.js';
+export { openSqliteStore } from './open-store.js';
+export { StateNotWritableError } from './state-directory.js';
 export { APPLICATION_ID, SCHEMA_VERSION } from './schema.js';
 export { StateLockedError, lockHolders } from './lock.js';
 export { NotOurStateError, classifyStateFile } from './ownership.js';

@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { CORE } from '../core/tokens.js';
 import type { InodeStore } from '../core/store.js';
 import { LOGGER } from '../tokens.js';
-import { openSqliteStore, type SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
+import { openSqliteStore } from './open-store.js';
+import type { SqliteStore, SqliteStoreOptions } from './sqlite-store.js';
 import { STORE_TOKENS } from './tokens.js';
 
 export type StoreOptions = Omit<SqliteStoreOptions, 'logger'>;
