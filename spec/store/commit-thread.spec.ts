@@ -14,7 +14,8 @@ test.after.always(removeTempDirs);
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function internals(store: SqliteStore) {
-  return store as unknown as { inFlight?: unknown; worker?: { send: (seq: number, batch: unknown) => void; worker: { ref(): void; postMessage(m: unknown): void } } };
+  // The group commits (group-commit.ts) the store runs.
+  return (store as unknown as { commits: { inFlight?: unknown; worker?: { send: (seq: number, batch: unknown) => void; worker: { ref(): void; postMessage(m: unknown): void } } } }).commits;
 }
 
 test('a flush() requested while a commit runs on the commit thread waits for the next commit', async (t) => {

@@ -10,9 +10,8 @@ import type { Logger } from 'pino';
 import { FIRST_DYNAMIC_INO, MAX_INO } from '../core/numbers.js';
 import type { InodeRecord, InodeStore, NumberRange } from '../core/store.js';
 import { clockCeiling, describeCause, metaChecksum, writeHwm } from './damage.js';
-import { commitTransaction, encodeBatch, type Changes, type EncodedBatch } from './commit-transaction.js';
-import { CommitWorker, replyError, type CommitReply } from './commit-worker.js';
 import type { StateLock } from './lock.js';
+import { GroupCommit } from './group-commit.js';
 import type { Names } from './names.js';
 import { readRows } from './row-reader.js';
 import type { StateWitness, WitnessDirs } from './witness.js';
@@ -81,18 +80,6 @@ export interface StoreStartup {
   readonly createdAt: string;
 }
 
-type Deferred = { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 function sleepSync(ms: number): void {
   Atomics.wait(sleepCell, 0, 0, ms);
@@ -113,12 +100,6 @@ export interface StoreParts {
   witness: StateWitness | undefined;
 }
 
-interface InFlight {
-  readonly seq: number;
-  readonly batch: Map<number, InodeRecord | null>;
-  readonly deferred: Deferred;
-}
-
 export class SqliteStore implements InodeStore {
   readonly path: string;
   readonly hwmPath: string;
@@ -134,17 +115,8 @@ export class SqliteStore implements InodeStore {
   private readonly now: () => number;
   private readonly kinds: Names;
   private readonly scopes: Names;
-  private readonly busyTimeoutMs: number;
-  /** Pending changes by number: a row to write, or null to delete it. */
-  private readonly queue = new Map<number, InodeRecord | null>();
-  /** Waiters for the commit that will carry what is queued now. */
-  private next: Deferred | undefined;
-  private scheduled: NodeJS.Immediate | undefined;
-  /** The commit the worker is running (at most one at a time). */
-  private inFlight: InFlight | undefined;
-  private useWorker: boolean;
-  private worker: CommitWorker | undefined;
-  private seq = 0;
+  /** Queued row changes and their group commits. */
+  private readonly commits: GroupCommit;
   private initialRows: InodeRecord[] | undefined;
   private closed = false;
   private chunk: number;
@@ -153,13 +125,10 @@ export class SqliteStore implements InodeStore {
   private lastReserveAt: number | undefined;
   private failing: { failures: number; lastLogAt: number } | undefined;
   private readonly counters = { reserves: 0, commits: 0, failedCommits: 0, rowsWritten: 0, rowsDeleted: 0 };
-  /** When the commit in flight started (one commit runs at a time). */
-  private commitStartedAt = 0;
   /** Told how long each successful group commit took, from its start to its fsync (seconds): metrics. */
   onCommit: ((seconds: number) => void) | null = null;
   private readonly setHighStmt: Database.Statement;
   private readonly witness: StateWitness | undefined;
-  private readonly commitOnMainThread: (batch: EncodedBatch) => void;
 
   /** Use openSqliteStore(). */
   constructor(parts: StoreParts) {
@@ -178,13 +147,36 @@ export class SqliteStore implements InodeStore {
     this.recordedHigh = this.high;
     this.witness = parts.witness;
     this.initialRows = parts.rows;
-    this.busyTimeoutMs = options.busyTimeoutMs ?? 1000;
-    this.useWorker = options.commitThread ?? true;
     this.minChunk = Math.max(1, Math.floor(options.minChunk ?? DEFAULT_MIN_CHUNK));
     this.maxChunk = Math.max(this.minChunk, Math.floor(options.maxChunk ?? DEFAULT_MAX_CHUNK));
     this.chunk = this.minChunk;
     this.setHighStmt = db.prepare('UPDATE meta SET high_water = ?, checksum = ? WHERE id = 1');
-    this.commitOnMainThread = commitTransaction(db);
+    this.commits = new GroupCommit({
+      file: this.path,
+      db,
+      kinds: this.kinds,
+      scopes: this.scopes,
+      log: this.log,
+      busyTimeoutMs: options.busyTimeoutMs ?? 1000,
+      commitThread: options.commitThread ?? true,
+      outcomes: {
+        committed: (batch, seconds) => {
+          this.recovered();
+          this.counters.commits++;
+          if (this.onCommit !== null && seconds !== undefined) this.onCommit(seconds);
+          for (const r of batch.values()) {
+            if (r === null) this.counters.rowsDeleted++;
+            else this.counters.rowsWritten++;
+          }
+        },
+        failed: (batch, err) => {
+          this.counters.failedCommits++;
+          const msg = `handlefs store: commit of ${batch.size} changes to ${this.path} failed: ${describeCause(err)}`;
+          this.failed(msg, err, 'new numbers stay unrevealed until a commit succeeds');
+          return new Error(msg, { cause: err });
+        },
+      },
+    });
   }
 
   get highWater(): number {
@@ -193,7 +185,7 @@ export class SqliteStore implements InodeStore {
 
   /** True while changes are queued or being committed. */
   get dirty(): boolean {
-    return this.queue.size > 0 || this.inFlight !== undefined;
+    return this.commits.dirty;
   }
 
   /** Current range size; adapts between minChunk and maxChunk. */
@@ -264,7 +256,7 @@ export class SqliteStore implements InodeStore {
     this.assertOpen();
     const rows = this.initialRows ?? readRows(this.db, this.kinds, this.scopes).rows;
     this.initialRows = undefined; // the caller owns them now; a later load() reads the database
-    return this.withQueue(rows);
+    return this.commits.overlay(rows);
   }
 
   /**
@@ -273,10 +265,10 @@ export class SqliteStore implements InodeStore {
    */
   pruneWhere(pred: (record: InodeRecord) => boolean): number {
     this.assertOpen();
-    const rows = this.withQueue(this.initialRows ?? readRows(this.db, this.kinds, this.scopes).rows);
+    const rows = this.commits.overlay(this.initialRows ?? readRows(this.db, this.kinds, this.scopes).rows);
     const kept: InodeRecord[] = [];
     for (const r of rows) {
-      if (pred(r)) this.queue.set(r.ino, null);
+      if (pred(r)) this.commits.set(r.ino, null);
       else kept.push(r);
     }
     if (this.initialRows) this.initialRows = kept;
@@ -300,19 +292,6 @@ export class SqliteStore implements InodeStore {
     return changes;
   }
 
-  private withQueue(rows: InodeRecord[]): InodeRecord[] {
-    if (this.queue.size === 0 && this.inFlight === undefined) return rows;
-    const byIno = new Map<number, InodeRecord>();
-    for (const r of rows) byIno.set(r.ino, r);
-    for (const changes of [this.inFlight?.batch, this.queue]) {
-      for (const [ino, r] of changes ?? []) {
-        if (r === null) byIno.delete(ino);
-        else byIno.set(ino, r);
-      }
-    }
-    return [...byIno.values()];
-  }
-
   put(record: InodeRecord): void {
     this.assertOpen();
     const { ino, generation, kind, key, incarnation, scope } = record;
@@ -322,12 +301,12 @@ export class SqliteStore implements InodeStore {
     if (typeof generation !== 'number' || typeof key !== 'number' || typeof incarnation !== 'number' || typeof kind !== 'string' || typeof scope !== 'string') {
       throw new TypeError(`put: malformed record for ino ${ino}`);
     }
-    this.queue.set(ino, record);
+    this.commits.set(ino, record);
   }
 
   delete(ino: number): void {
     this.assertOpen();
-    this.queue.set(ino, null);
+    this.commits.set(ino, null);
   }
 
   /**
@@ -336,10 +315,7 @@ export class SqliteStore implements InodeStore {
    * another row's fsync.
    */
   whenDurable(ino: number): Promise<void> | undefined {
-    if (this.queue.has(ino)) return this.flush();
-    const f = this.inFlight;
-    if (f !== undefined && f.batch.has(ino)) return f.deferred.promise;
-    return undefined;
+    return this.commits.isQueued(ino) ? this.flush() : this.commits.carrying(ino);
   }
 
   /**
@@ -352,122 +328,7 @@ export class SqliteStore implements InodeStore {
    */
   flush(): Promise<void> {
     if (this.closed) return Promise.reject(new Error(`handlefs store: ${this.path} is closed`));
-    if (this.queue.size === 0) return this.inFlight ? this.inFlight.deferred.promise : Promise.resolve();
-    if (!this.next) {
-      this.next = deferred();
-      this.schedule();
-    }
-    return this.next.promise;
-  }
-
-  private schedule(): void {
-    if (this.scheduled === undefined && this.inFlight === undefined) this.scheduled = setImmediate(() => this.startCommit());
-  }
-
-  private startCommit(): void {
-    this.scheduled = undefined;
-    const d = this.next;
-    this.next = undefined;
-    if (!d) return;
-    if (this.queue.size === 0) {
-      d.resolve();
-      return;
-    }
-    const batch = new Map(this.queue);
-    this.queue.clear();
-    const encoded = this.encode(batch);
-    this.commitStartedAt = performance.now();
-    if (this.useWorker && !this.worker) {
-      try {
-        this.worker = new CommitWorker(this.path, this.busyTimeoutMs, (r) => this.onReply(r), (err) => this.onWorkerFailure(err));
-      } catch (err) {
-        this.useWorker = false;
-        this.log.warn({ file: this.path, err: describeCause(err) }, `cannot start the commit thread (${describeCause(err)}); committing on the main thread`);
-      }
-    }
-    if (this.worker) {
-      const seq = ++this.seq;
-      this.inFlight = { seq, batch, deferred: d };
-      this.worker.send(seq, encoded);
-      return;
-    }
-    try {
-      this.commitOnMainThread(encoded);
-    } catch (err) {
-      d.reject(this.commitFailed(batch, err));
-      return;
-    }
-    this.committed(batch);
-    d.resolve();
-  }
-
-  private encode(batch: Changes): EncodedBatch {
-    return encodeBatch(batch, this.kinds, this.scopes);
-  }
-
-  private onReply(r: CommitReply): void {
-    const f = this.inFlight;
-    if (!f || f.seq !== r.seq) return;
-    this.inFlight = undefined;
-    if (r.ok) {
-      this.committed(f.batch);
-      f.deferred.resolve();
-    } else {
-      f.deferred.reject(this.commitFailed(f.batch, replyError(r)));
-    }
-    if (this.next) this.schedule();
-  }
-
-  /** The commit thread died: whatever it was doing may or may not have committed. */
-  private onWorkerFailure(err: Error): void {
-    this.worker = undefined;
-    this.useWorker = false;
-    this.log.error({ file: this.path, err: describeCause(err) }, `commit thread failed (${describeCause(err)}); committing on the main thread from now on`);
-    const f = this.inFlight;
-    this.inFlight = undefined;
-    if (f) f.deferred.reject(this.outcomeUnknown(f.batch, err));
-    if (this.next) this.schedule();
-  }
-
-  /**
-   * A batch whose commit may or may not have landed: re-read the dictionaries from the database
-   * (ids the batch may have created) and queue its changes again (rewriting a row is idempotent).
-   */
-  private outcomeUnknown(batch: Map<number, InodeRecord | null>, err: unknown): Error {
-    this.kinds.settle(false);
-    this.scopes.settle(false);
-    try {
-      this.kinds.load(this.db);
-      this.scopes.load(this.db);
-    } catch (loadErr) {
-      this.log.error({ file: this.path, err: describeCause(loadErr) }, `cannot re-read the dictionaries of ${this.path}`);
-    }
-    for (const [ino, r] of batch) if (!this.queue.has(ino)) this.queue.set(ino, r);
-    return new Error(`handlefs store: commit of ${batch.size} changes to ${this.path} did not complete: ${describeCause(err)}`, { cause: err });
-  }
-
-  private committed(batch: Map<number, InodeRecord | null>): void {
-    this.kinds.settle(true);
-    this.scopes.settle(true);
-    this.recovered();
-    this.counters.commits++;
-    if (this.onCommit !== null && this.commitStartedAt > 0) this.onCommit((performance.now() - this.commitStartedAt) / 1000);
-    this.commitStartedAt = 0;
-    for (const r of batch.values()) {
-      if (r === null) this.counters.rowsDeleted++;
-      else this.counters.rowsWritten++;
-    }
-  }
-
-  /** A commit failed and was rolled back: its changes go back in the queue. Returns the error to reject with. */
-  private commitFailed(batch: Map<number, InodeRecord | null>, err: unknown): Error {
-    this.kinds.settle(false);
-    this.scopes.settle(false);
-    this.counters.failedCommits++;
-    for (const [ino, r] of batch) if (!this.queue.has(ino)) this.queue.set(ino, r);
-    const msg = `handlefs store: commit of ${batch.size} changes to ${this.path} failed: ${describeCause(err)}`;
-    this.failed(msg, err, 'new numbers stay unrevealed until a commit succeeds');
-    return new Error(msg, { cause: err });
+    return this.commits.flush();
   }
 
   /**
@@ -497,43 +358,7 @@ export class SqliteStore implements InodeStore {
    */
   close(): void {
     if (this.closed) return;
-    if (this.scheduled) clearImmediate(this.scheduled);
-    this.scheduled = undefined;
-    const waiters: Deferred[] = [];
-    const f = this.inFlight;
-    this.inFlight = undefined;
-    if (f && this.worker) {
-      const ok = this.worker.waitSync(f.seq, 30_000);
-      if (ok === true) {
-        this.committed(f.batch);
-        f.deferred.resolve();
-      } else {
-        if (ok === undefined) this.outcomeUnknown(f.batch, new Error('commit thread did not finish within 30 s'));
-        else this.commitFailed(f.batch, new Error('commit failed on the commit thread'));
-        waiters.push(f.deferred);
-      }
-    }
-    if (this.worker) {
-      if (!this.worker.close()) this.log.warn({ file: this.path }, 'the commit thread did not close its connection within 5 s');
-      this.worker = undefined;
-    }
-    if (this.next) waiters.push(this.next);
-    this.next = undefined;
-    let error: unknown;
-    if (this.queue.size > 0) {
-      const batch = new Map(this.queue);
-      this.queue.clear();
-      try {
-        this.commitOnMainThread(this.encode(batch));
-        this.committed(batch);
-      } catch (err) {
-        error = this.commitFailed(batch, err);
-      }
-    }
-    for (const d of waiters) {
-      if (error === undefined) d.resolve();
-      else d.reject(error);
-    }
+    const error = this.commits.drain();
     this.closed = true;
     try {
       this.db.prepare('UPDATE runs SET closed_at = ? WHERE generation = ?').run(new Date(this.now()).toISOString(), this.generation);
