@@ -75,7 +75,7 @@ function churnRate(live: number, ops: number): number {
     for (let i = 0; i < ops; i++) {
       t.lookup(ids[live + i]!, 0);
       const old = ids[i]!;
-      const d = t.findByKey(old.key)!.dentry!;
+      const d = t.findByKey(old.kind, old.key)!.dentry!;
       t.forget(d.ino, 1);
       t.objectGone(old);
     }

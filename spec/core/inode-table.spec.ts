@@ -40,7 +40,7 @@ test('a reused pid is a new object with a larger number; the old handle is unhas
   t.true(fresh.ino > old.ino);
   t.deepEqual(deaths, [old.ino]);
   t.true(table.isDead(old.inode));
-  t.is(table.findByKey(42), fresh.inode);
+  t.is(table.findByKey('process', 42), fresh.inode);
   t.is(table.dentry(old.ino), old, 'the kernel still holds the old node; it must resolve');
   t.is(table.dentry(old.ino)!.object, 'old', 'and never show the new process');
 });
@@ -135,7 +135,7 @@ test('a pinned handle of an exited process keeps its number and stays reachable 
   table.forget(d.ino, 1);
   table.objectGone(proc(77, 1));
   t.true(table.isDead(d.inode));
-  t.is(table.findByKey(77), undefined);
+  t.is(table.findByKey('process', 77), undefined);
   t.is(table.dentry(d.ino), d);
   t.deepEqual(dropped, []);
   table.unpin(d);
@@ -149,7 +149,7 @@ test('an exit notification for an older incarnation leaves the newer one alone',
   table.lookup(proc(9, 1), 'old');
   const fresh = table.lookup(proc(9, 2), 'new');
   table.objectGone(proc(9, 1));
-  t.is(table.findByKey(9), fresh.inode);
+  t.is(table.findByKey('process', 9), fresh.inode);
 });
 
 test('a dead object with no dentry leaves the table and the store at once', (t) => {
@@ -161,19 +161,6 @@ test('a dead object with no dentry leaves the table and the store at once', (t) 
   table.objectGone(proc(4, 4));
   t.is(table.inode(d.ino), undefined);
   t.is(store.records().length, 0);
-});
-
-test('instantiateByIno reaches a live inode and never revives a dead one', (t) => {
-  const { table } = makeTable();
-  const d = table.lookup(proc(6, 1), 'x');
-  table.forget(d.ino, 1);
-  const again = table.instantiateByIno(d.ino);
-  t.truthy(again);
-  t.is(again!.ino, d.ino);
-  table.put(again!);
-  table.objectGone(proc(6, 1));
-  t.is(table.instantiateByIno(d.ino), undefined);
-  t.is(table.instantiateByIno(999_999), undefined);
 });
 
 test('every number handed out is recorded in the store, and durable() waits for a dirty store', async (t) => {
@@ -234,8 +221,8 @@ test('restore keeps only the newest incarnation of a key', (t) => {
   });
   const { table } = makeTable({ store, scope: 's' });
   t.deepEqual(table.restore(store.load()), { kept: 2, pruned: 2 });
-  t.is(table.findByKey(5)!.ino, 3001);
-  t.is(table.findByKey(6)!.ino, 3003);
+  t.is(table.findByKey('process', 5)!.ino, 3001);
+  t.is(table.findByKey('process', 6)!.ino, 3003);
   t.deepEqual(store.records().map((r) => r.ino).sort(), [3001, 3003]);
 });
 
@@ -282,7 +269,7 @@ test('equality kinds: a different, smaller incarnation is another object and rep
   t.not(fresh, old);
   t.true(fresh.ino > old.ino, 'a new, larger number');
   t.deepEqual(deaths, [old.ino]);
-  t.is(table.findByKey(0xf0000000), fresh.inode);
+  t.is(table.findByKey('namespace', 0xf0000000), fresh.inode);
   t.is(table.dentry(old.ino)!.object, 'old namespace', 'the old handle stays reachable by number and never shows the new one');
   // Processes in the same table keep their order.
   table.lookup(proc(42, 200), 'p');
@@ -301,6 +288,35 @@ test('restore: of two rows of one key of an equality kind, the later-issued numb
   t.is(rows.filter((r) => r.key === 0xf0000001).length, 2);
   const { table } = makeTable({ store, incarnations: { namespace: 'equality' } });
   table.restore(rows);
-  t.is(table.findByKey(0xf0000001)!.ino, b.ino);
+  t.is(table.findByKey('namespace', 0xf0000001)!.ino, b.ino);
   t.is(table.inode(a.ino), undefined);
+});
+
+test('the identity index is keyed by kind and key: equal keys of two kinds are two objects', (t) => {
+  const { table } = makeTable({ incarnations: { namespace: 'equality' } });
+  // Nothing keeps the kinds' numbers apart any more: a pid may equal an nsfs inode number.
+  const p = table.lookup(proc(4026531840, 7), 'process');
+  const n = table.lookup(ns(4026531840, 7), 'namespace');
+  t.not(p, n);
+  t.is(table.findByKey('process', 4026531840), p.inode);
+  t.is(table.findByKey('namespace', 4026531840), n.inode);
+  t.false(table.isDead(p.inode));
+  t.false(table.isDead(n.inode));
+  table.objectGone(ns(4026531840, 7));
+  t.true(table.isDead(n.inode));
+  t.false(table.isDead(p.inode), 'the other kind\'s entry under the same key lives on');
+  t.is(table.findByKey('process', 4026531840), p.inode);
+});
+
+test('restore: rows of two kinds under one key are both kept', (t) => {
+  const store = new MemoryStore({
+    records: [
+      { ino: 3000, generation: 1, kind: 'process', key: 4026531840, incarnation: 9, scope: 's' },
+      { ino: 3001, generation: 1, kind: 'namespace', key: 4026531840, incarnation: 3, scope: 's' },
+    ],
+  });
+  const { table } = makeTable({ store, scope: 's', incarnations: { namespace: 'equality' } });
+  t.deepEqual(table.restore(store.load()), { kept: 2, pruned: 0 });
+  t.is(table.findByKey('process', 4026531840)!.ino, 3000);
+  t.is(table.findByKey('namespace', 4026531840)!.ino, 3001);
 });

@@ -21,7 +21,7 @@ test('write-ahead: a lookup whose number cannot be made durable answers EIO and 
   const p = h.host.start();
   store.failing = true;
   t.is(await errnoOf(h.lookup(PID_DIR, String(p.pid))), Errno.EIO);
-  const inode = h.table.findByKey(p.pid)!;
+  const inode = h.table.findByKey('process', p.pid)!;
   t.is(inode.dentry, null, 'no kernel reference left behind');
   t.is(h.table.counters().underflows, 0);
   t.is(h.host.pendingExitWatches, 0);

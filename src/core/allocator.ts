@@ -1,4 +1,4 @@
-import { MAX_INO } from './numbers.js';
+import { MAX_INO, type Ino } from './numbers.js';
 import type { InodeStore } from './store.js';
 
 /**
@@ -10,10 +10,10 @@ import type { InodeStore } from './store.js';
  * no caller can await between asking for a number and receiving it.
  */
 export class Allocator {
-  private next = 0;
-  private end = 0;
+  private next: Ino = 0;
+  private end: Ino = 0;
   private issued = 0;
-  private lastIssued = 0;
+  private lastIssued: Ino = 0;
 
   constructor(
     private readonly store: InodeStore,
@@ -23,7 +23,7 @@ export class Allocator {
     if (!Number.isSafeInteger(chunk) || chunk < 1) throw new RangeError(`allocator chunk must be a positive integer, got ${chunk}`);
   }
 
-  allocate(): number {
+  allocate(): Ino {
     if (this.next >= this.end) this.refill();
     const n = this.next++;
     this.issued++;
@@ -37,7 +37,7 @@ export class Allocator {
   }
 
   /** The last number handed out (0 if none yet). */
-  get last(): number {
+  get last(): Ino {
     return this.lastIssued;
   }
 

@@ -1,19 +1,20 @@
 import type { Logger } from 'pino';
 import type { Allocator } from './allocator.js';
 import { Dentry, Inode, type Identity } from './inode.js';
+import type { Incarnation, Ino, Key } from './numbers.js';
 import type { InodeRecord, InodeStore } from './store.js';
 
 /** Raised when a caller brings an older incarnation than the table already knows for a key. */
 export class StaleIdentityError extends Error {
-  constructor(readonly identity: Identity, readonly current: number) {
-    super(`${identity.key}: incarnation ${identity.incarnation} is older than the known ${current}`);
+  constructor(readonly identity: Identity, readonly current: Incarnation) {
+    super(`${identity.kind} ${identity.key}: incarnation ${identity.incarnation} is older than the known ${current}`);
     this.name = 'StaleIdentityError';
   }
 }
 
 /** Raised on an attempt to use a dentry that was already released. */
 export class ReleasedDentryError extends Error {
-  constructor(readonly ino: number) {
+  constructor(readonly ino: Ino) {
     super(`dentry of inode ${ino} was already released`);
     this.name = 'ReleasedDentryError';
   }
@@ -47,8 +48,8 @@ export interface TableCounters {
   /** Forget or put calls that would have taken a count below zero (each one a bug somewhere). */
   underflows: number;
   /** The last number allocated by this table (0 if none). */
-  lastAllocated: number;
-  highWater: number;
+  lastAllocated: Ino;
+  highWater: Ino;
 }
 
 /**
@@ -80,10 +81,13 @@ type Count = 'lookups' | 'opens' | 'pins' | 'holds';
  * find and the insert of instantiate() run with no await between them, so however many callers
  * race for one object, across however many awaits of their own, one inode and one dentry exist
  * and the losers get the winner's.
+ *
+ * Live objects are found by kind and key (the identity index: one map of keys per kind), every
+ * inode by its number. Kinds never share an entry, whatever their keys.
  */
 export class InodeTable<T> {
-  private readonly byKey = new Map<number, Inode<T>>();
-  private readonly byIno = new Map<number, Inode<T>>();
+  private readonly byKind = new Map<string, Map<Key, Inode<T>>>();
+  private readonly byIno = new Map<Ino, Inode<T>>();
   private readonly store: InodeStore;
   private readonly allocator: Allocator;
   private readonly log: Logger;
@@ -113,25 +117,25 @@ export class InodeTable<T> {
 
   // ---- finding ----
 
-  /** The inode a key names now, if any. */
-  findByKey(key: number): Inode<T> | undefined {
-    return this.byKey.get(key);
+  /** The inode the key of `kind` names now, if any. */
+  findByKey(kind: string, key: Key): Inode<T> | undefined {
+    return this.byKind.get(kind)?.get(key);
   }
 
   /** The inode with this number, live or dead-but-referenced. */
-  inode(ino: number): Inode<T> | undefined {
+  inode(ino: Ino): Inode<T> | undefined {
     return this.byIno.get(ino);
   }
 
   /** The live dentry of a number (what a kernel node id refers to), if instantiated. */
-  dentry(ino: number): Dentry<T> | undefined {
+  dentry(ino: Ino): Dentry<T> | undefined {
     const inode = this.byIno.get(ino);
     return inode === undefined || inode.dentry === null ? undefined : inode.dentry;
   }
 
   /** True once the inode's object is known to be gone. */
   isDead(inode: Inode<T>): boolean {
-    return this.byKey.get(inode.key) !== inode;
+    return this.byKind.get(inode.kind)?.get(inode.key) !== inode;
   }
 
   // ---- find-or-create ----
@@ -150,7 +154,7 @@ export class InodeTable<T> {
    * and the winner's dentry is returned.
    */
   instantiate(identity: Identity, object: T, dispose?: (loser: T) => void): Dentry<T> {
-    let inode = this.byKey.get(identity.key);
+    let inode = this.keysOf(identity.kind).get(identity.key);
     if (inode !== undefined && inode.incarnation !== identity.incarnation) {
       if (this.orderOf(identity.kind) === 'ordered' && identity.incarnation < inode.incarnation) {
         throw new StaleIdentityError(identity, inode.incarnation);
@@ -179,20 +183,6 @@ export class InodeTable<T> {
     return dentry;
   }
 
-  /**
-   * The dentry of a number already in the table, instantiated if needed, with one hold (for
-   * reaching a handle by its number). Dead inodes are not revived: undefined unless still
-   * referenced, in which case their existing dentry is returned.
-   */
-  instantiateByIno(ino: number): Dentry<T> | undefined {
-    const inode = this.byIno.get(ino);
-    if (inode === undefined) return undefined;
-    if (inode.dentry === null && (this.isDead(inode) || inode.object === undefined)) return undefined;
-    const dentry = inode.dentry ?? this.newDentry(inode);
-    dentry.holds++;
-    return dentry;
-  }
-
   // ---- counts ----
 
   /** Adds a short-lived hold. Never revives a released dentry. */
@@ -218,7 +208,7 @@ export class InodeTable<T> {
    * that could not be delivered). Counting, not guessing: a FORGET that arrives after a newer
    * LOOKUP only takes away what it names.
    */
-  forget(ino: number, n: number): void {
+  forget(ino: Ino, n: number): void {
     this.forgetCount += n;
     const dentry = this.dentry(ino);
     if (dentry === undefined) {
@@ -257,15 +247,16 @@ export class InodeTable<T> {
    * while referenced; if nothing references it, it leaves the table now.
    */
   markDead(inode: Inode<T>): void {
-    if (this.byKey.get(inode.key) !== inode) return;
-    this.byKey.delete(inode.key);
+    const keys = this.byKind.get(inode.kind);
+    if (keys?.get(inode.key) !== inode) return;
+    keys.delete(inode.key);
     this.events.dead?.(inode);
     if (inode.dentry === null) this.remove(inode);
   }
 
   /** markDead() by identity, for exit notifications: a newer incarnation under the key is left alone. */
   objectGone(identity: Identity): void {
-    const inode = this.byKey.get(identity.key);
+    const inode = this.findByKey(identity.kind, identity.key);
     if (inode !== undefined && inode.incarnation === identity.incarnation) this.markDead(inode);
   }
 
@@ -279,21 +270,22 @@ export class InodeTable<T> {
     let pruned = 0;
     for (const r of records) {
       if (r.ino >= this.store.highWater) throw new Error(`stored inode ${r.ino} is not below the high-water mark ${this.store.highWater}`);
-      const current = this.byKey.get(r.key);
+      const keys = this.keysOf(r.kind);
+      const current = keys.get(r.key);
       if (r.scope !== this.scope || !keep(r) || (current !== undefined && this.newer(current, r))) {
         this.store.delete(r.ino);
         pruned++;
         continue;
       }
       if (current !== undefined) {
-        this.byKey.delete(current.key);
+        keys.delete(current.key);
         this.byIno.delete(current.ino);
         this.store.delete(current.ino);
         pruned++;
         kept--;
       }
       const inode = new Inode<T>(r.ino, r.generation, r.kind, r.key, r.incarnation, undefined);
-      this.byKey.set(r.key, inode);
+      keys.set(r.key, inode);
       this.byIno.set(r.ino, inode);
       kept++;
     }
@@ -321,7 +313,7 @@ export class InodeTable<T> {
    * committed long ago never waits for another's commit); otherwise a promise that resolves once
    * they are, and rejects if they cannot be made so.
    */
-  durableOf(inos: number | Iterable<number>): Promise<void> | undefined {
+  durableOf(inos: Ino | Iterable<Ino>): Promise<void> | undefined {
     if (typeof inos === 'number') return this.store.whenDurable(inos);
     let first: Promise<void> | undefined;
     let more: Set<Promise<void>> | undefined;
@@ -351,15 +343,22 @@ export class InodeTable<T> {
 
   // ---- internals ----
 
-  /** Of two rows of one key, whether `a` is the later life: by incarnation where they are ordered, else by number (issued later). */
-  private newer(a: Identity & { ino: number }, b: Identity & { ino: number }): boolean {
-    return this.orderOf(b.kind) === 'ordered' && a.kind === b.kind ? a.incarnation > b.incarnation : a.ino > b.ino;
+  /** Of two rows of one kind and key, whether `a` is the later life: by incarnation where they are ordered, else by number (issued later). */
+  private newer(a: Identity & { ino: Ino }, b: Identity & { ino: Ino }): boolean {
+    return this.orderOf(b.kind) === 'ordered' ? a.incarnation > b.incarnation : a.ino > b.ino;
+  }
+
+  /** The key index of one kind (made on first use: kinds are few and live as long as the table). */
+  private keysOf(kind: string): Map<Key, Inode<T>> {
+    let keys = this.byKind.get(kind);
+    if (keys === undefined) this.byKind.set(kind, (keys = new Map()));
+    return keys;
   }
 
   private create(identity: Identity, object: T): Inode<T> {
     const ino = this.allocator.allocate();
     const inode = new Inode<T>(ino, this.store.generation, identity.kind, identity.key, identity.incarnation, object);
-    this.byKey.set(identity.key, inode);
+    this.keysOf(identity.kind).set(identity.key, inode);
     this.byIno.set(ino, inode);
     this.store.put({
       ino,

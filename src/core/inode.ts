@@ -1,16 +1,19 @@
+import type { Generation, Incarnation, Ino, Key } from './numbers.js';
+
 /**
- * What makes an object itself. `key` is the host-visible number that finds it (a pid, an nsfs
- * inode number); the host reuses keys, so `incarnation` tells two lives of one key apart and grows
- * with each new life (a process's start time, a namespace's never-reused kernel id).
+ * What makes an object itself: its kind, and within the kind `key`, the host-visible number that
+ * finds it (a pid, an nsfs inode number); the host reuses keys, so `incarnation` tells two lives
+ * of one key apart (a process's pidfs inode number, a namespace's never-reused kernel id).
  *
- * Keys of every kind share one space: the layer above keeps kinds apart (pids stay below 2^22,
- * nsfs inode numbers above 0xEFFFFFF0). Numbers rather than strings: a map keyed by small
- * integers compares keys without touching memory, which keeps lookups fast at a million inodes.
+ * The table finds objects by kind and key together, so keys of different kinds may be equal: a
+ * layer above need not keep its kinds' numbers apart. Keys are numbers rather than strings: a map
+ * keyed by small integers compares keys without touching memory, which keeps lookups fast at a
+ * million inodes.
  */
 export interface Identity {
   readonly kind: string;
-  readonly key: number;
-  readonly incarnation: number;
+  readonly key: Key;
+  readonly incarnation: Incarnation;
 }
 
 /**
@@ -23,11 +26,11 @@ export class Inode<T> implements Identity {
   dentry: Dentry<T> | null = null;
 
   constructor(
-    readonly ino: number,
-    readonly generation: number,
+    readonly ino: Ino,
+    readonly generation: Generation,
     readonly kind: string,
-    readonly key: number,
-    readonly incarnation: number,
+    readonly key: Key,
+    readonly incarnation: Incarnation,
     /** What the layer above knows of the object; undefined for inodes restored from the store until first found again. */
     public object: T | undefined,
   ) {}
@@ -52,7 +55,7 @@ export class Dentry<T> {
 
   constructor(readonly inode: Inode<T>) {}
 
-  get ino(): number {
+  get ino(): Ino {
     return this.inode.ino;
   }
 

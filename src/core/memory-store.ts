@@ -1,4 +1,4 @@
-import { FIRST_DYNAMIC_INO, MAX_INO } from './numbers.js';
+import { FIRST_DYNAMIC_INO, MAX_INO, type Generation, type Ino } from './numbers.js';
 import type { InodeRecord, InodeStore, NumberRange } from './store.js';
 
 /**
@@ -7,14 +7,14 @@ import type { InodeRecord, InodeStore, NumberRange } from './store.js';
  * replaced by number) so the core behaves identically on both.
  */
 export class MemoryStore implements InodeStore {
-  readonly generation: number;
-  private high: number;
-  private readonly rows = new Map<number, InodeRecord>();
+  readonly generation: Generation;
+  private high: Ino;
+  private readonly rows = new Map<Ino, InodeRecord>();
   private changes = 0;
   /** Numbers whose row changed since the last flush. */
-  private readonly pendingRows = new Set<number>();
+  private readonly pendingRows = new Set<Ino>();
 
-  constructor(options: { generation?: number; highWater?: number; records?: Iterable<InodeRecord> } = {}) {
+  constructor(options: { generation?: Generation; highWater?: Ino; records?: Iterable<InodeRecord> } = {}) {
     this.generation = options.generation ?? 1;
     this.high = Math.max(options.highWater ?? FIRST_DYNAMIC_INO, FIRST_DYNAMIC_INO);
     for (const r of options.records ?? []) {
@@ -23,7 +23,7 @@ export class MemoryStore implements InodeStore {
     }
   }
 
-  get highWater(): number {
+  get highWater(): Ino {
     return this.high;
   }
 
@@ -51,13 +51,13 @@ export class MemoryStore implements InodeStore {
     this.changes++;
   }
 
-  delete(ino: number): void {
+  delete(ino: Ino): void {
     this.rows.delete(ino);
     this.pendingRows.add(ino);
     this.changes++;
   }
 
-  whenDurable(ino: number): Promise<void> | undefined {
+  whenDurable(ino: Ino): Promise<void> | undefined {
     return this.pendingRows.has(ino) ? this.flush() : undefined;
   }
 

@@ -34,8 +34,6 @@ export const MAX_NS_INUM = 0xffffffff;
 /** Longest name (bytes) a lookup accepts; longer ones are ENAMETOOLONG. */
 export const NAME_MAX = 255;
 
-// Pids and nsfs inode numbers share the core's key space; they must never collide.
-if (!(MAX_PID < MIN_NS_INUM)) throw new Error('pid and nsfs inode ranges overlap');
 if (!(BY_INO_DIR < FIRST_DYNAMIC_INO)) throw new Error('static inode numbers reach the dynamic range');
 
 /** Node id of ns/<type>/ (4 to 11). */

@@ -95,8 +95,7 @@ export class NamespaceHandles implements HandleKindActions {
 
   /** The live namespace inode under `inum`, if any. */
   current(inum: number): Inode<HandleObject> | undefined {
-    const inode = this.ctx.table.findByKey(inum);
-    return inode !== undefined && inode.kind === NAMESPACE_KIND ? inode : undefined;
+    return this.ctx.table.findByKey(NAMESPACE_KIND, inum);
   }
 
   /** Opens a hold on the namespace (racing callers share one open); null if it is unreachable. */

@@ -90,8 +90,7 @@ export class ProcessHandles implements HandleKindActions {
 
   /** The live, non-dead process inode under `pid`, if any. */
   current(pid: number): Inode<HandleObject> | undefined {
-    const inode = this.ctx.table.findByKey(pid);
-    return inode !== undefined && inode.kind === PROCESS_KIND ? inode : undefined;
+    return this.ctx.table.findByKey(PROCESS_KIND, pid);
   }
 
   /**
