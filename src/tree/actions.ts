@@ -1,12 +1,12 @@
 /**
  * What a handle can do besides being read, per kind: poll for readiness, name the namespaces to
- * enter or bind, signal and wait. The tree looks the kind's actions up in a table
- * (HandleTree.actions) instead of branching on the kind; each handle module implements them.
+ * enter or bind, signal and wait. Part of each kind's table of operations (HandleKind in
+ * kinds.ts): the tree reaches them through the kind, never by branching on it.
  */
 import type { Inode } from '../core/inode.js';
+import type { Key } from '../core/numbers.js';
 import type { NsType, ProcessEnding } from '../sources/types.js';
 import type { HandleObject } from './context.js';
-import type { NamespaceHandles } from './namespace-handles.js';
 
 /** Who asks (the control socket's peer credentials, or a FUSE request's ids). */
 export interface Caller {
@@ -20,7 +20,7 @@ export interface Caller {
 /** A namespace handlefs holds, for setns(2)/nsenter or a bind mount. */
 export interface EnterTarget {
   readonly type: NsType;
-  readonly inum: number;
+  readonly inum: Key;
   readonly nsId: string | null;
   /** The held nsfs descriptor in the service process; null where the source has none (fakes). */
   readonly fd: number | null;
@@ -46,7 +46,7 @@ export interface HandleKindActions {
   /** Stops waking `kh` (its file was released). */
   forgetPoller(inode: Inode<HandleObject>, kh: number): void;
   /** The namespaces `handlefs exec` enters for this handle. */
-  enter(inode: Inode<HandleObject>, namespaces: NamespaceHandles): Promise<EnterTarget[]>;
+  enter(inode: Inode<HandleObject>): Promise<EnterTarget[]>;
   /** The namespace `handlefs bind` mounts; throws for kinds without one. */
   bind(inode: Inode<HandleObject>): EnterTarget | Promise<EnterTarget>;
   signal(inode: Inode<HandleObject>, signal: number, caller: Caller): void;

@@ -1,29 +1,23 @@
-/** What the handle modules share: the table, the clock and timers, invalidation, host ids. */
+/** What the handle kinds share: the table, the clock and timers, invalidation, host ids, access policy. */
 import type { Logger } from 'pino';
 import type { Dentry } from '../core/inode.js';
-import type { IncarnationOrder, InodeTable } from '../core/inode-table.js';
+import type { InodeTable } from '../core/inode-table.js';
+import type { Ino } from '../core/numbers.js';
 import type { HostIds } from '../sources/types.js';
+import type { AccessPolicy } from './access.js';
 import type { Invalidator } from './invalidation.js';
-import type { NsObject } from './namespace-handles.js';
-import type { ProcObject } from './process-handles.js';
 import type { Timers } from './timers.js';
 
-/** What the tree keeps per inode (the table's `T`). */
-export type HandleObject = ProcObject | NsObject;
+/** What the tree keeps per inode (the table's `T`): each kind's own object (kinds.ts). */
+export interface HandleObject {
+  /** The kind's name (the core's kind of the inode). */
+  readonly kind: string;
+  /** The inode number, once instantiated. */
+  ino: Ino;
+}
 
-export const PROCESS_KIND = 'process';
-export const NAMESPACE_KIND = 'namespace';
-
-/**
- * How the table compares incarnations of each kind. Processes: pidfs inode numbers (and start
- * times) grow with each new process under a pid, so an older one is a stale read. Namespaces:
- * kernel ids come in per-CPU batches and are not monotonic, so a different id under an nsfs
- * number is another namespace, and the tree only brings one it holds open (alive).
- */
-export const INCARNATIONS: Readonly<Record<string, IncarnationOrder>> = Object.freeze({
-  [PROCESS_KIND]: 'ordered',
-  [NAMESPACE_KIND]: 'equality',
-});
+// The table of kinds decides how incarnations compare; re-exported for the container wiring.
+export { INCARNATIONS } from './kinds.js';
 
 export interface TreeContext {
   readonly table: InodeTable<HandleObject>;
@@ -31,11 +25,11 @@ export interface TreeContext {
   readonly timers: Timers;
   readonly inval: Invalidator;
   readonly hostIds: HostIds;
+  /** Who may see what (hidepid, ptrace-style access to namespaces). */
+  readonly policy: AccessPolicy;
   /** Entries found by listings are resolved this many at a time. */
   readonly concurrency: number;
 }
-
-export { mapLimit } from '../util/map-limit.js';
 
 /** Puts every hold in `holds` (short-lived references taken while producing a reply). */
 export function putAll(table: InodeTable<HandleObject>, holds: Iterable<Dentry<HandleObject>>): void {

@@ -32,35 +32,31 @@ import {
   type RequestContext,
   type StatfsReply,
 } from '../fuse/types.js';
-import { NS_TYPES, type HostIds, type NamespaceSource, type NsType, type ProcessSource } from '../sources/types.js';
-import { INCARNATIONS, NAMESPACE_KIND, PROCESS_KIND, putAll, mapLimit, type HandleObject, type TreeContext } from './context.js';
+import type { HostIds, NamespaceSource, ProcessSource } from '../sources/types.js';
+import { INCARNATIONS, putAll, type HandleObject, type TreeContext } from './context.js';
+import { mapLimit } from '../util/map-limit.js';
 import { Invalidator } from './invalidation.js';
 import {
   BY_INO_DIR,
   direntSize,
   isStatic,
-  MAX_NS_INUM,
-  MAX_PID,
-  MIN_NS_INUM,
   nameTooLong,
-  nsTypeDir,
-  nsTypeOfDir,
   parseInoName,
-  parseInumName,
-  parsePidName,
-  PID_DIR,
+  ROOT_DIR,
   STATIC_GENERATION,
   STATIC_NODES,
   staticChild,
 } from './layout.js';
-import { ActionError, type Caller as ActionCaller, type EnterTarget, type HandleKindActions } from './actions.js';
-import { NamespaceHandles, NsObject, nsIncarnation } from './namespace-handles.js';
-import { ProcessHandles, ProcObject, type IncarnationReader } from './process-handles.js';
-import { handleName, HIDDEN, NONE, renderNamespace, renderProcess, UNREADABLE } from './render.js';
-import { AccessPolicy, isPrivileged, mayInspect, type Caller, type HidePid } from './access.js';
+import { ActionError, type Caller as ActionCaller, type EnterTarget } from './actions.js';
+import { KindTable, type HandleKind } from './kinds.js';
+import { NAMESPACE_KIND, nsIncarnation, type HeldNamespace, type NamespaceHandles } from './namespace-handles.js';
+import { PROCESS_KIND, type IncarnationReader, type ProcessHandles } from './process-handles.js';
+import { AccessPolicy, isPrivileged, type Caller, type HidePid } from './access.js';
 import { realTimers, type TimerHandle, type Timers } from './timers.js';
-import { FIRST_DYNAMIC_INO, MAX_INO } from '../core/numbers.js';
+import { FIRST_DYNAMIC_INO, MAX_INO, type Ino, type Key } from '../core/numbers.js';
 import type { Clock, ProcessEnding } from '../sources/types.js';
+
+export type { HeldNamespace } from './namespace-handles.js';
 
 /** Options of the handle tree: timeouts, namespace grace period, sweeps, concurrency. */
 export interface HandleTreeOptions {
@@ -151,17 +147,15 @@ interface FileState {
 
 interface DirState {
   readonly kind: 'dir';
-  readonly ino: number;
+  readonly ino: Ino;
   readonly uid: number;
-  /** Keys (pids, inums, inos) listed at offset 0, for the rest of the listing. */
+  /** Keys (pids, inums) or inode numbers (by-ino/) listed at offset 0, for the rest of the listing. */
   keys: number[] | null;
 }
 
 const R_OK = 4;
 const W_OK = 2;
 const X_OK = 1;
-const S_FILE_PROCESS = S_IFREG | 0o444;
-const S_FILE_NAMESPACE = S_IFREG | 0o400;
 const S_DIR = S_IFDIR | 0o555;
 /** Handles resolved per batch while filling a listing. */
 const LIST_BATCH = 64;
@@ -173,12 +167,14 @@ function fail(errno: number, message?: string): never {
 /** The handle filesystem: pid/, ns/<type>/, by-ino/ over the inode table and the sources, serving FUSE requests. */
 export class HandleTree implements LowLevelFileSystem {
   readonly table: InodeTable<HandleObject>;
+  /** The kinds of handles (kinds.ts): every per-kind decision goes through them. */
+  readonly kinds: KindTable;
+  /** The process kind (its read counts, for tests). */
   readonly processes: ProcessHandles;
+  /** The namespace kind: the keeper's held namespaces are about it alone. */
   readonly namespaces: NamespaceHandles;
   readonly invalidator: Invalidator;
   readonly events: TableEvents<HandleObject>;
-  /** What each kind of handle does besides being read (poll, enter, bind, signal, wait). */
-  readonly actions: Readonly<Record<string, HandleKindActions>>;
 
   private readonly ctx: TreeContext;
   private readonly log: Logger;
@@ -242,21 +238,22 @@ export class HandleTree implements LowLevelFileSystem {
     }
     this.invalidator = new Invalidator(this.log);
     this.storeErrors = new RepeatedErrorLog(this.log);
+    this.policy = new AccessPolicy(this.processSource, this.timers, { hidepid: this.options.hidepid ?? 'off' });
     this.ctx = {
       table: this.table,
       log: this.log,
       timers: this.timers,
       inval: this.invalidator,
       hostIds: this.hostIds,
+      policy: this.policy,
       concurrency: this.options.concurrency ?? 16,
     };
-    this.processes = new ProcessHandles(this.ctx, this.processSource, this.options.readIncarnation);
-    this.policy = new AccessPolicy(this.processSource, this.timers, { hidepid: this.options.hidepid ?? 'off' });
     this.maxOpenPerUser = this.options.maxOpenPerUser ?? 1024;
     this.maxNsOpensPerUser = this.options.maxNamespaceOpensPerUser ?? 64;
     this.userNsHoldMs = this.options.userNamespaceHoldMs ?? 600_000;
-    this.namespaces = new NamespaceHandles(this.ctx, this.namespaceSource, { graceMs: this.options.nsGraceMs ?? 2000 });
-    this.actions = { [PROCESS_KIND]: this.processes, [NAMESPACE_KIND]: this.namespaces };
+    this.kinds = new KindTable({ ctx: this.ctx, processSource: this.processSource, namespaceSource: this.namespaceSource, options: this.options });
+    this.processes = this.kinds.named<ProcessHandles>(PROCESS_KIND);
+    this.namespaces = this.kinds.named<NamespaceHandles>(NAMESPACE_KIND);
     this.events = {
       created: (d) => this.onCreated(d),
       released: (d) => this.onReleased(d),
@@ -276,12 +273,7 @@ export class HandleTree implements LowLevelFileSystem {
   restore(records: Iterable<InodeRecord>): { kept: number; pruned: number } {
     if (this.restored) throw new Error('HandleTree.restore() may run once');
     this.restored = true;
-    return this.table.restore(records, (r) => {
-      if (r.ino < FIRST_DYNAMIC_INO) return false;
-      if (r.kind === PROCESS_KIND) return Number.isSafeInteger(r.key) && r.key >= 1 && r.key <= MAX_PID;
-      if (r.kind === NAMESPACE_KIND) return r.key >= MIN_NS_INUM && r.key <= MAX_NS_INUM && r.incarnation > 0;
-      return false;
-    });
+    return this.table.restore(records, (r) => r.ino >= FIRST_DYNAMIC_INO && (this.kinds.of(r)?.keeps(r) ?? false));
   }
 
   init(conn: ConnectionInfo, notifier: Notifier): void {
@@ -318,8 +310,7 @@ export class HandleTree implements LowLevelFileSystem {
     }
     for (const inode of this.table.inodes()) {
       const o = inode.object;
-      if (o instanceof ProcObject) this.processes.dropped(o);
-      else if (o instanceof NsObject) this.namespaces.closeHold(o);
+      if (o !== undefined) this.kinds.of(inode)?.dropped(o);
     }
   }
 
@@ -342,23 +333,20 @@ export class HandleTree implements LowLevelFileSystem {
   }
 
   private async doSweep(): Promise<void> {
-    const procs: Inode<HandleObject>[] = [];
-    const nss: Inode<HandleObject>[] = [];
+    const dormant = new Map<HandleKind, Inode<HandleObject>[]>();
+    for (const kind of this.kinds.all()) dormant.set(kind, []);
     for (const inode of this.table.inodes()) {
       if (this.table.isDead(inode)) continue;
-      if (inode.kind === PROCESS_KIND && !this.processes.trusted(inode)) procs.push(inode);
-      else if (inode.kind === NAMESPACE_KIND && !this.namespaces.trusted(inode)) nss.push(inode);
+      const kind = this.kinds.of(inode);
+      if (kind !== undefined && !kind.trusted(inode)) dormant.get(kind)!.push(inode);
     }
     this.sweepStats.runs++;
-    try {
-      this.sweepStats.dead += await this.processes.sweep(procs);
-    } catch (err) {
-      this.log.warn({ err }, 'sweep of process handles failed');
-    }
-    try {
-      this.sweepStats.dead += await this.namespaces.sweep(nss);
-    } catch (err) {
-      this.log.warn({ err }, 'sweep of namespace handles failed');
+    for (const [kind, inodes] of dormant) {
+      try {
+        this.sweepStats.dead += await kind.sweep(inodes);
+      } catch (err) {
+        this.log.warn({ err }, `sweep of ${kind.name} handles failed`);
+      }
     }
   }
 
@@ -376,45 +364,38 @@ export class HandleTree implements LowLevelFileSystem {
 
   private onReleased(d: Dentry<HandleObject>): void {
     const o = d.inode.object;
-    if (o instanceof ProcObject) this.processes.released(o);
-    else if (o instanceof NsObject) this.namespaces.released(o);
+    if (o !== undefined) this.kinds.of(d.inode)?.released(o);
   }
 
   private onDead(inode: Inode<HandleObject>): void {
-    const o = inode.object;
-    if (o instanceof ProcObject) {
-      this.processes.stopWatch(o);
-      this.processes.exited(o);
-    }
-    if (o instanceof NsObject && inode.dentry === null) this.namespaces.closeHold(o);
+    const kind = this.kinds.of(inode);
+    kind?.dead(inode);
     if (inode.dentry === null) return; // the kernel cannot hold a node it has no lookup of
-    if (inode.kind === PROCESS_KIND) {
-      this.invalidator.entry(PID_DIR, String(inode.key));
-    } else if (o instanceof NsObject) {
-      this.invalidator.entry(nsTypeDir(o.type), String(inode.key));
-    }
+    const dir = kind?.dirOf(inode);
+    if (dir !== undefined) this.invalidator.entry(dir, String(inode.key));
     this.invalidator.entry(BY_INO_DIR, String(inode.ino));
     this.invalidator.inode(inode.ino);
   }
 
   private onDropped(inode: Inode<HandleObject>): void {
     const o = inode.object;
-    if (o instanceof ProcObject) this.processes.dropped(o);
-    else if (o instanceof NsObject) this.namespaces.closeHold(o);
+    if (o !== undefined) this.kinds.of(inode)?.dropped(o);
+  }
+
+  /** The kind of a dentry's inode: every dentry is of a kind this tree makes. */
+  private kindOf(d: Dentry<HandleObject>): HandleKind {
+    return this.kinds.of(d.inode)!;
   }
 
   /** Starts what a referenced handle needs (exit watch, namespace hold); `byRoot`: a use by root, which restarts a namespace's grace. */
   private engage(d: Dentry<HandleObject>, byRoot: boolean): void {
-    if (d.inode.kind === PROCESS_KIND) this.processes.engage(d);
-    else this.namespaces.engage(d, byRoot);
+    this.kindOf(d).engage(d, byRoot);
   }
 
   /** Whether the handle is listed and resolves for the caller (hidepid=invisible). */
   private async visible(ctx: Caller, d: Dentry<HandleObject>): Promise<boolean> {
     if (this.policy.hidepid !== 'invisible' || isPrivileged(ctx)) return true;
-    const o = d.object;
-    if (o instanceof ProcObject) return this.policy.processVisible(ctx, o.info);
-    return this.policy.namespaceVisible(ctx, o.type, o.inum);
+    return this.kindOf(d).visible(ctx, d.object);
   }
 
   /** The entry timeout of a handle: 0 under hidepid=invisible, so every path walk asks again as its caller. */
@@ -424,7 +405,7 @@ export class HandleTree implements LowLevelFileSystem {
 
   // ---- entries and attributes ----
 
-  private staticAttr(ino: number): Attr {
+  private staticAttr(ino: Ino): Attr {
     const n = STATIC_NODES.get(ino)!;
     return {
       ino,
@@ -440,7 +421,7 @@ export class HandleTree implements LowLevelFileSystem {
     };
   }
 
-  private staticEntry(ino: number): Entry {
+  private staticEntry(ino: Ino): Entry {
     return {
       nodeId: ino,
       generation: STATIC_GENERATION,
@@ -452,20 +433,9 @@ export class HandleTree implements LowLevelFileSystem {
 
   /** Attributes of a handle, mirroring /proc: a process's status is 0444 owned by its effective ids; ns files are 0400 root. */
   attrOf(inode: Inode<HandleObject>): Attr {
-    const o = inode.object;
-    let mode = S_FILE_NAMESPACE;
-    let uid = 0;
-    let gid = 0;
-    let t = this.startMs;
-    if (inode.kind === PROCESS_KIND) {
-      mode = S_FILE_PROCESS;
-      if (o instanceof ProcObject) {
-        uid = o.info.uid?.effective ?? 0;
-        gid = o.info.gid?.effective ?? 0;
-        t = o.seenMs;
-      }
-    }
-    return { ino: inode.ino, mode, nlink: 1, uid, gid, size: 0, blocks: 0, atimeMs: t, mtimeMs: t, ctimeMs: t };
+    const a = this.kinds.of(inode)?.attr(inode);
+    const t = a?.timeMs ?? this.startMs;
+    return { ino: inode.ino, mode: a?.mode ?? S_IFREG, nlink: 1, uid: a?.uid ?? 0, gid: a?.gid ?? 0, size: 0, blocks: 0, atimeMs: t, mtimeMs: t, ctimeMs: t };
   }
 
   entryOf(d: Dentry<HandleObject>): Entry {
@@ -482,7 +452,7 @@ export class HandleTree implements LowLevelFileSystem {
    * undefined when the rows of `inos` are durable; else a promise that resolves once they are,
    * and rejects with EIO if they cannot be made so (the write-ahead rule).
    */
-  private durable(inos: number | Iterable<number>): Promise<void> | undefined {
+  private durable(inos: Ino | Iterable<Ino>): Promise<void> | undefined {
     const p = this.table.durableOf(inos);
     if (p === undefined) return undefined;
     return p.then(
@@ -540,28 +510,22 @@ export class HandleTree implements LowLevelFileSystem {
 
   // ---- LOOKUP / FORGET / GETATTR ----
 
-  lookup(ctx: RequestContext, parent: number, name: string): Entry | Promise<Entry> {
+  lookup(ctx: RequestContext, parent: Ino, name: string): Entry | Promise<Entry> {
     if (nameTooLong(name)) fail(Errno.ENAMETOOLONG);
     if (name === '.' || name === '..') return this.lookupDot(ctx, parent, name);
     if (!isStatic(parent)) fail(this.table.inode(parent) !== undefined ? Errno.ENOTDIR : Errno.ENOENT);
     if (!STATIC_NODES.has(parent)) fail(Errno.ENOENT);
-    if (parent === PID_DIR) {
-      const pid = parsePidName(name);
-      if (pid === undefined) fail(Errno.ENOENT);
-      const known = this.processes.acquireTrusted(pid);
-      return known !== null ? this.reveal(ctx, known) : this.revealOrEnoent(ctx, this.processes.acquire(pid));
+    const kind = this.kinds.forDir(parent);
+    if (kind !== undefined) {
+      const key = kind.parseName(name);
+      if (key === undefined) fail(Errno.ENOENT);
+      const known = kind.acquireTrustedIn(parent, key);
+      return known !== null ? this.reveal(ctx, known) : this.revealOrEnoent(ctx, kind.acquireIn(parent, key));
     }
     if (parent === BY_INO_DIR) {
       const ino = parseInoName(name);
       if (ino === undefined) fail(Errno.ENOENT);
       return this.lookupIno(ctx, ino, Errno.ENOENT);
-    }
-    const type = nsTypeOfDir(parent);
-    if (type !== undefined) {
-      const inum = parseInumName(name);
-      if (inum === undefined) fail(Errno.ENOENT);
-      const known = this.namespaces.acquireTrusted(type, inum);
-      return known !== null ? this.reveal(ctx, known) : this.revealOrEnoent(ctx, this.namespaces.acquire(type, inum));
     }
     const child = staticChild(parent, name);
     if (child === undefined) fail(Errno.ENOENT);
@@ -569,7 +533,7 @@ export class HandleTree implements LowLevelFileSystem {
   }
 
   /** "." and ".." (FUSE_EXPORT_SUPPORT: the kernel decodes a file handle with LOOKUP "." on its node id). */
-  private lookupDot(ctx: Caller, parent: number, name: '.' | '..'): Entry | Promise<Entry> {
+  private lookupDot(ctx: Caller, parent: Ino, name: '.' | '..'): Entry | Promise<Entry> {
     const st = STATIC_NODES.get(parent);
     if (st !== undefined) return this.staticEntry(name === '.' ? parent : st.parent);
     if (isStatic(parent)) fail(Errno.ESTALE);
@@ -578,25 +542,24 @@ export class HandleTree implements LowLevelFileSystem {
   }
 
   /** A handle by its number: a dead one is gone (errno); a dormant one is re-validated first. */
-  private lookupIno(ctx: Caller, ino: number, errno: number): Entry | Promise<Entry> {
+  private lookupIno(ctx: Caller, ino: Ino, errno: number): Entry | Promise<Entry> {
     const inode = this.table.inode(ino);
     if (inode === undefined || this.table.isDead(inode)) fail(errno);
-    if (inode.kind === PROCESS_KIND && this.processes.trusted(inode)) return this.reveal(ctx, this.table.get(inode.dentry!), errno);
+    const known = this.kinds.of(inode)?.acquireKnown(inode) ?? null;
+    if (known !== null) return this.reveal(ctx, known, errno);
     return this.acquireIno(ino).then((d) => {
       if (d === null) fail(errno);
       return this.reveal(ctx, d, errno);
     });
   }
 
-  private async acquireIno(ino: number): Promise<Dentry<HandleObject> | null> {
+  private async acquireIno(ino: Ino): Promise<Dentry<HandleObject> | null> {
     const inode = this.table.inode(ino);
     if (inode === undefined || this.table.isDead(inode)) return null;
-    if (inode.kind === PROCESS_KIND) return this.processes.acquireInode(inode);
-    if (inode.kind === NAMESPACE_KIND) return this.namespaces.acquireInode(inode);
-    return null;
+    return (await this.kinds.of(inode)?.acquireInode(inode)) ?? null;
   }
 
-  forget(nodeId: number, nlookup: number): void {
+  forget(nodeId: Ino, nlookup: number): void {
     if (isStatic(nodeId)) return;
     if (this.options.resumed) {
       // The kernel's FORGET carries its whole count, including lookups a predecessor gave.
@@ -615,7 +578,7 @@ export class HandleTree implements LowLevelFileSystem {
    * predecessor revealed: such a node is re-validated (a process or namespace that is gone gives
    * undefined), its exit watch re-armed, and it is counted as one lookup until the kernel's FORGET.
    */
-  private async adopt(nodeId: number): Promise<Dentry<HandleObject> | undefined> {
+  private async adopt(nodeId: Ino): Promise<Dentry<HandleObject> | undefined> {
     const d = this.table.dentry(nodeId);
     if (d !== undefined || !this.options.resumed) return d;
     const a = await this.acquireIno(nodeId);
@@ -630,7 +593,7 @@ export class HandleTree implements LowLevelFileSystem {
     return a.released ? undefined : a;
   }
 
-  getattr(ctx: RequestContext, nodeId: number): AttrReply | Promise<AttrReply> {
+  getattr(ctx: RequestContext, nodeId: Ino): AttrReply | Promise<AttrReply> {
     if (STATIC_NODES.has(nodeId)) return { attr: this.staticAttr(nodeId), attrTimeout: this.attrTimeout };
     const inode = this.table.inode(nodeId);
     if (inode === undefined) fail(Errno.ENOENT);
@@ -642,7 +605,7 @@ export class HandleTree implements LowLevelFileSystem {
     }
     if (inode.object === undefined) fail(Errno.ESTALE);
     const root = isPrivileged(ctx);
-    if (inode.object instanceof NsObject && inode.dentry !== null && root) this.namespaces.touch(inode.object);
+    if (inode.dentry !== null && root) this.kinds.of(inode)?.used(inode.object);
     const reply = { attr: this.attrOf(inode), attrTimeout: this.attrTimeout };
     if (this.policy.hidepid !== 'invisible' || root || inode.dentry === null) return reply;
     // A name another user looked up may be in the kernel's cache: judge this caller too.
@@ -671,13 +634,14 @@ export class HandleTree implements LowLevelFileSystem {
 
   // ---- files ----
 
-  async open(ctx: RequestContext, nodeId: number, _flags = 0): Promise<OpenReply> {
+  async open(ctx: RequestContext, nodeId: Ino, _flags = 0): Promise<OpenReply> {
     if (STATIC_NODES.has(nodeId)) fail(Errno.EISDIR);
     const d = this.table.dentry(nodeId) ?? (await this.adopt(nodeId));
     if (d === undefined) fail(this.table.inode(nodeId) !== undefined ? Errno.ESTALE : Errno.ENOENT);
     const caller: Caller = { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid };
     const root = isPrivileged(caller);
-    const isNs = d.object instanceof NsObject;
+    const kind = this.kindOf(d);
+    const holding = kind.holdsOnOpen;
     this.table.get(d); // the checks below may wait: keep the dentry meanwhile
     try {
       await this.checkOpen(caller, d);
@@ -685,37 +649,29 @@ export class HandleTree implements LowLevelFileSystem {
       this.table.put(d);
     }
     if (d.released) fail(Errno.ESTALE);
-    if (!root) this.countOpen(caller.uid, isNs);
+    if (!root) this.countOpen(caller.uid, holding);
     this.table.open(d);
     let data: Buffer;
     let dead = false;
     try {
-      const o = d.object;
-      if (o instanceof NsObject) {
-        if (root) this.namespaces.touch(o);
-        if (!this.table.isDead(d.inode) && !(await this.namespaces.ensureHold(o))) {
-          fail(Errno.ESTALE, 'the namespace is gone');
-        }
-      } else {
-        this.processes.engage(d);
-      }
+      await kind.opened(d, root);
       dead = this.table.isDead(d.inode);
       data = await this.render(d, caller);
     } catch (err) {
       this.table.close(d);
-      if (!root) this.uncountOpen(caller.uid, isNs);
+      if (!root) this.uncountOpen(caller.uid, holding);
       throw err;
     }
     const fh = this.nextFh++;
     const st: FileState = { kind: 'file', dentry: d, caller, counted: true, holdTimer: null, data, fresh: true, dead };
-    if (isNs && !root) {
+    if (holding && !root) {
       // A user's descriptor keeps a namespace held for a bounded time only (docs/tree.md).
       st.holdTimer = this.timers.setTimeout(() => {
         st.holdTimer = null;
         if (this.files.get(fh) !== st || !st.counted) return;
         st.counted = false;
         this.table.close(d);
-        if (!d.released) this.namespaces.engage(d, false); // judge the hold again after the grace
+        if (!d.released) kind.engage(d, false); // judge the hold again after the grace
       }, this.userNsHoldMs);
     }
     this.files.set(fh, st);
@@ -727,40 +683,36 @@ export class HandleTree implements LowLevelFileSystem {
     if (isPrivileged(caller)) return;
     const o = d.object;
     const hiddenErrno = this.policy.hidepid === 'invisible' ? Errno.ENOENT : Errno.EACCES;
-    if (o instanceof ProcObject) {
-      if (!this.policy.mayOpenProcess(caller, o.info)) fail(hiddenErrno);
-      return;
-    }
-    if (!(await this.policy.mayOpenNamespace(caller, o.type, o.inum))) fail(hiddenErrno);
+    if (!(await this.kindOf(d).mayOpen(caller, o))) fail(hiddenErrno);
   }
 
   /** Counts a non-root open against its uid's limits (EMFILE beyond them). */
-  private countOpen(uid: number, isNs: boolean, adopted = false): void {
+  /** `holding`: an open of a kind that holds a host object for its opener (holdsOnOpen), limited apart. */
+  private countOpen(uid: number, holding: boolean, adopted = false): void {
     const all = this.opensByUid.get(uid) ?? 0;
     const ns = this.nsOpensByUid.get(uid) ?? 0;
-    if (!adopted && (all >= this.maxOpenPerUser || (isNs && ns >= this.maxNsOpensPerUser))) {
+    if (!adopted && (all >= this.maxOpenPerUser || (holding && ns >= this.maxNsOpensPerUser))) {
       this.log.debug({ uid, open: all, namespaces: ns }, 'per-user open limit reached');
       fail(Errno.EMFILE, 'too many handlefs files open for this user');
     }
     this.opensByUid.set(uid, all + 1);
-    if (isNs) this.nsOpensByUid.set(uid, ns + 1);
+    if (holding) this.nsOpensByUid.set(uid, ns + 1);
   }
 
-  private uncountOpen(uid: number, isNs: boolean): void {
+  private uncountOpen(uid: number, holding: boolean): void {
     const dec = (m: Map<number, number>) => {
       const n = (m.get(uid) ?? 0) - 1;
       if (n > 0) m.set(uid, n);
       else m.delete(uid);
     };
     dec(this.opensByUid);
-    if (isNs) dec(this.nsOpensByUid);
+    if (holding) dec(this.nsOpensByUid);
   }
 
-  async read(ctx: RequestContext, nodeId: number, fh: number, offset: number, size: number): Promise<Buffer> {
+  async read(ctx: RequestContext, nodeId: Ino, fh: number, offset: number, size: number): Promise<Buffer> {
     const st = this.files.get(fh) ?? (await this.adoptFile(nodeId, fh, { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid }));
     if (st === undefined || st.kind !== 'file') fail(Errno.EBADF);
-    const o = st.dentry.object;
-    if (o instanceof NsObject && st.counted && isPrivileged(st.caller)) this.namespaces.touch(o);
+    if (st.counted && isPrivileged(st.caller)) this.kindOf(st.dentry).used(st.dentry.object);
     // A read from the start renders again, like /proc; so does the first one if the object died
     // since OPEN rendered it (a descriptor of an exited process then reads its dead state).
     if (offset === 0 && (!st.fresh || (!st.dead && this.table.isDead(st.dentry.inode)))) {
@@ -773,7 +725,7 @@ export class HandleTree implements LowLevelFileSystem {
   }
 
   /** A file a predecessor opened (a restart): adopted as open here, its text rendered afresh. */
-  private async adoptFile(nodeId: number, fh: number, caller: Caller): Promise<FileState | undefined> {
+  private async adoptFile(nodeId: Ino, fh: number, caller: Caller): Promise<FileState | undefined> {
     if (!this.options.resumed || STATIC_NODES.has(nodeId)) return undefined;
     const d = await this.adopt(nodeId);
     if (d === undefined) return undefined;
@@ -796,7 +748,7 @@ export class HandleTree implements LowLevelFileSystem {
     // The opener is unknown (a predecessor checked it): what the text shows is judged by the reader.
     const st: FileState = { kind: 'file', dentry: d, caller, counted: true, holdTimer: null, data, fresh: false, dead: this.table.isDead(d.inode) };
     this.files.set(fh, st);
-    if (!isPrivileged(caller)) this.countOpen(caller.uid, d.object instanceof NsObject, true); // release uncounts it
+    if (!isPrivileged(caller)) this.countOpen(caller.uid, this.kindOf(d).holdsOnOpen, true); // release uncounts it
     this.adoptStats.files++;
     return st;
   }
@@ -806,17 +758,17 @@ export class HandleTree implements LowLevelFileSystem {
     if (st === undefined || st.kind !== 'file') return;
     this.files.delete(fh);
     st.holdTimer?.cancel();
-    if (st.kh !== undefined) this.actions[st.dentry.inode.kind]?.forgetPoller(st.dentry.inode, st.kh);
-    const o = st.dentry.object;
+    const kind = this.kindOf(st.dentry);
+    if (st.kh !== undefined) kind.forgetPoller(st.dentry.inode, st.kh);
     const root = isPrivileged(st.caller);
-    if (!root) this.uncountOpen(st.caller.uid, o instanceof NsObject);
-    if (o instanceof NsObject && root) this.namespaces.touch(o);
+    if (!root) this.uncountOpen(st.caller.uid, kind.holdsOnOpen);
+    if (root) kind.used(st.dentry.object);
     if (st.counted) this.table.close(st.dentry);
-    if (o instanceof NsObject && !root && !st.dentry.released) this.namespaces.engage(st.dentry, false);
+    if (kind.holdsOnOpen && !root && !st.dentry.released) kind.engage(st.dentry, false);
   }
 
   /** access(2): writes are EROFS, execution EACCES; reading as open would judge it. */
-  async access(ctx: RequestContext, nodeId: number, mask: number): Promise<void> {
+  async access(ctx: RequestContext, nodeId: Ino, mask: number): Promise<void> {
     if ((mask & W_OK) !== 0) fail(Errno.EROFS);
     if (STATIC_NODES.has(nodeId)) return;
     const d = this.table.dentry(nodeId);
@@ -837,7 +789,7 @@ export class HandleTree implements LowLevelFileSystem {
    * The check and the registration run in one synchronous step, so the exit cannot slip between.
    * A file a predecessor opened (a restart) is adopted first.
    */
-  poll(ctx: RequestContext, nodeId: number, fh: number, _events: number, kh?: number): number | Promise<number> {
+  poll(ctx: RequestContext, nodeId: Ino, fh: number, _events: number, kh?: number): number | Promise<number> {
     const st = this.files.get(fh);
     if (st === undefined) return this.adoptFile(nodeId, fh, { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid }).then((a) => (a === undefined ? fail(Errno.EBADF) : this.pollFile(a, kh)));
     if (st.kind !== 'file') fail(Errno.EBADF);
@@ -846,10 +798,10 @@ export class HandleTree implements LowLevelFileSystem {
 
   private pollFile(st: FileState, kh: number | undefined): number {
     const inode = st.dentry.inode;
-    const actions = this.actions[inode.kind];
-    if (actions === undefined) fail(Errno.EBADF);
+    const kind = this.kinds.of(inode);
+    if (kind === undefined) fail(Errno.EBADF);
     if (kh !== undefined) st.kh = kh;
-    return actions.poll(inode, kh);
+    return kind.poll(inode, kh);
   }
 
   // ---- actions by handle number (the service's control socket) ----
@@ -859,10 +811,10 @@ export class HandleTree implements LowLevelFileSystem {
    * while `fn` runs, waits included). A live handle is re-validated first; a dead one is still
    * found while the kernel references it (its ending can be read, signals are refused).
    */
-  async withHandle<T>(ino: number, fn: (inode: Inode<HandleObject>, actions: HandleKindActions) => T | Promise<T>): Promise<T> {
+  async withHandle<T>(ino: Ino, fn: (inode: Inode<HandleObject>, kind: HandleKind) => T | Promise<T>): Promise<T> {
     const inode = this.table.inode(ino);
-    const actions = inode === undefined ? undefined : this.actions[inode.kind];
-    if (inode === undefined || inode.object === undefined || actions === undefined) throw new ActionError('ENOENT', `no handle numbered ${ino}`);
+    const kind = inode === undefined ? undefined : this.kinds.of(inode);
+    if (inode === undefined || inode.object === undefined || kind === undefined) throw new ActionError('ENOENT', `no handle numbered ${ino}`);
     let d: Dentry<HandleObject> | null;
     if (this.table.isDead(inode)) d = inode.dentry === null ? null : this.table.get(inode.dentry);
     else {
@@ -872,27 +824,27 @@ export class HandleTree implements LowLevelFileSystem {
       if (d !== null) this.engage(d, true);
     }
     try {
-      return await fn(inode, actions);
+      return await fn(inode, kind);
     } finally {
       if (d !== null) this.table.put(d);
     }
   }
 
   /** The namespaces to enter for handle `ino` (a namespace, or all of a process's). */
-  enterTargets(ino: number): Promise<EnterTarget[]> {
-    return this.withHandle(ino, (inode, a) => a.enter(inode, this.namespaces));
+  enterTargets(ino: Ino): Promise<EnterTarget[]> {
+    return this.withHandle(ino, (inode, a) => a.enter(inode));
   }
 
   /** The namespace to bind-mount for handle `ino`; refused for a process handle. */
-  bindTarget(ino: number): Promise<EnterTarget> {
+  bindTarget(ino: Ino): Promise<EnterTarget> {
     return this.withHandle(ino, (inode, a) => a.bind(inode));
   }
 
-  signal(ino: number, signal: number, caller: ActionCaller): Promise<void> {
+  signal(ino: Ino, signal: number, caller: ActionCaller): Promise<void> {
     return this.withHandle(ino, (inode, a) => a.signal(inode, signal, caller));
   }
 
-  wait(ino: number, caller: ActionCaller, signal?: AbortSignal): Promise<ProcessEnding> {
+  wait(ino: Ino, caller: ActionCaller, signal?: AbortSignal): Promise<ProcessEnding> {
     return this.withHandle(ino, (inode, a) => a.wait(inode, caller, signal));
   }
 
@@ -903,17 +855,17 @@ export class HandleTree implements LowLevelFileSystem {
    * predecessor held it; the others are let go after the grace unless root uses them meanwhile
    * (nothing says the kernel still refers to them). Returns those it could not adopt.
    */
-  async adoptHeld<T extends { type: string; inum: number; nsId: string | null }>(held: readonly T[], bound: ReadonlySet<number>): Promise<T[]> {
+  async adoptHeld<T extends { type: string; inum: number; nsId: string | null }>(held: readonly T[], bound: ReadonlySet<Ino>): Promise<T[]> {
     const missed: T[] = [];
     await mapLimit([...held], this.ctx.concurrency, async (h) => {
       const inode = this.namespaces.current(h.inum);
-      const o = inode?.object;
-      if (inode === undefined || inode.incarnation !== nsIncarnation(h.nsId) || (o instanceof NsObject && o.type !== h.type)) {
+      const o = this.namespaces.objectOf(inode);
+      if (inode === undefined || inode.incarnation !== nsIncarnation(h.nsId) || (o !== undefined && o.type !== h.type)) {
         missed.push(h);
         return;
       }
       const d = await this.adopt(inode.ino).catch(() => undefined);
-      if (d === undefined || !(d.object instanceof NsObject) || !d.object.held) {
+      if (d === undefined || !this.namespaces.objectOf(d.inode)!.held) {
         missed.push(h);
         return;
       }
@@ -924,46 +876,31 @@ export class HandleTree implements LowLevelFileSystem {
 
   /** Namespaces handlefs holds open now, with what references each handle (for status). */
   heldNamespaces(): HeldNamespace[] {
-    const out: HeldNamespace[] = [];
-    for (const inode of this.table.inodes()) {
-      const o = inode.object;
-      if (!(o instanceof NsObject) || !o.held) continue;
-      const d = inode.dentry;
-      out.push({
-        ino: inode.ino,
-        type: o.type,
-        inum: o.inum,
-        nsId: o.info.nsId,
-        lookups: d?.lookups ?? 0,
-        opens: d?.opens ?? 0,
-        pins: d?.pins ?? 0,
-        dead: this.table.isDead(inode),
-      });
-    }
-    return out.sort((a, b) => a.ino - b.ino);
+    return this.namespaces.held();
   }
 
   /** The handle number a path inside the mount names (`/ns/net/<inum>`, `/pid/<pid>`, `/by-ino/<n>`), if known. */
-  inoOfPath(rel: string): number | undefined {
+  inoOfPath(rel: string): Ino | undefined {
     const parts = rel.split('/').filter((x) => x !== '');
-    if (parts.length === 2 && parts[0] === 'by-ino') return parseInoName(parts[1]!);
-    if (parts.length === 2 && parts[0] === 'pid') {
-      const pid = parsePidName(parts[1]!);
-      return pid === undefined ? undefined : this.processes.current(pid)?.ino;
+    const name = parts.pop();
+    let dir: Ino = ROOT_DIR;
+    for (const part of parts) {
+      const child = staticChild(dir, part);
+      if (child === undefined) return undefined;
+      dir = child.ino;
     }
-    if (parts.length === 3 && parts[0] === 'ns') {
-      const inum = parseInumName(parts[2]!);
-      return inum === undefined ? undefined : this.namespaces.current(inum)?.ino;
-    }
-    return undefined;
+    if (name === undefined) return undefined;
+    if (dir === BY_INO_DIR) return parseInoName(name);
+    const kind = this.kinds.forDir(dir);
+    const key = kind?.parseName(name);
+    return key === undefined ? undefined : kind!.current(key)?.ino;
   }
 
   /** The handle's text, as of now. Numbers it shows are durable before it returns. */
   private async render(d: Dentry<HandleObject>, caller: Caller): Promise<Buffer> {
     const holds: Dentry<HandleObject>[] = [];
     try {
-      const o = d.object;
-      const text = o instanceof ProcObject ? await this.renderProcess(d, o, holds, caller) : await this.renderNamespace(d, o, holds);
+      const text = await this.kindOf(d).render(d, caller, holds);
       await this.durable([d.ino, ...holds.map((h) => h.ino)]);
       return Buffer.from(text, 'utf8');
     } finally {
@@ -971,80 +908,9 @@ export class HandleTree implements LowLevelFileSystem {
     }
   }
 
-  private async renderProcess(d: Dentry<HandleObject>, o: ProcObject, holds: Dentry<HandleObject>[], caller: Caller): Promise<string> {
-    let alive = false;
-    try {
-      alive = await this.processes.refresh(d.inode, o);
-    } catch (err) {
-      this.log.warn({ err, pid: o.pid }, 'reading a process failed');
-      alive = !this.table.isDead(d.inode);
-    }
-    let ns: Record<NsType, string>;
-    if (!mayInspect(caller, o.info)) {
-      // /proc/PID/ns needs ptrace access: nothing of them, not even which handles they are.
-      ns = Object.fromEntries(NS_TYPES.map((t) => [t, HIDDEN])) as Record<NsType, string>;
-    } else if (alive) {
-      const info = o.info;
-      const nsUnreadable = info.unreadable.includes('namespaces');
-      const values = await Promise.all(
-        NS_TYPES.map(async (type): Promise<string> => {
-          const inum = info.namespaces[type];
-          if (inum === undefined) return nsUnreadable ? UNREADABLE : NONE;
-          const nd = await this.namespaces.acquire(type, inum).catch(() => null);
-          if (nd === null) return UNREADABLE;
-          holds.push(nd);
-          // A use: the hold stays open for the grace period, so the next read does not reopen it.
-          if (nd.object instanceof NsObject) this.namespaces.touch(nd.object);
-          return String(nd.ino);
-        }),
-      );
-      ns = Object.fromEntries(NS_TYPES.map((t, i) => [t, values[i]!])) as Record<NsType, string>;
-      o.nsLines = ns;
-    } else {
-      ns = (o.nsLines as Record<NsType, string> | null) ?? (Object.fromEntries(NS_TYPES.map((t) => [t, NONE])) as Record<NsType, string>);
-    }
-    const dead = !alive || this.table.isDead(d.inode);
-    return renderProcess({
-      info: o.info,
-      dead,
-      ending: dead ? this.processes.ending(d.inode) : null,
-      ns,
-      ino: d.ino,
-      generation: d.inode.generation,
-      handle: handleName(this.hostIds.machineId, this.hostIds.bootId, d.ino),
-    });
-  }
-
-  private async renderNamespace(d: Dentry<HandleObject>, o: NsObject, holds: Dentry<HandleObject>[]): Promise<string> {
-    const info = o.info;
-    const idKnown = info.nsId !== null;
-    const ref = async (type: NsType, r: { inum: number; nsId: string | null } | null | undefined): Promise<string> => {
-      if (r === null || r === undefined) return idKnown ? NONE : UNREADABLE;
-      const nd = await this.namespaces.acquire(type, r.inum, r.nsId ?? undefined).catch(() => null);
-      if (nd === null) return UNREADABLE;
-      holds.push(nd);
-      if (nd.object instanceof NsObject) this.namespaces.touch(nd.object);
-      return String(nd.ino);
-    };
-    const owner = await ref('user', info.owner);
-    const parent = info.type === 'pid' || info.type === 'user' ? await ref(info.type, info.parent) : undefined;
-    return renderNamespace({
-      type: info.type,
-      inum: info.inum,
-      kernelId: info.nsId,
-      ino: d.ino,
-      generation: d.inode.generation,
-      owner,
-      ...(parent === undefined ? {} : { parent }),
-      pins: d.pins,
-      held: o.held,
-      handle: handleName(this.hostIds.machineId, this.hostIds.bootId, d.ino),
-    });
-  }
-
   // ---- directories ----
 
-  opendir(ctx: RequestContext, nodeId: number, _flags = 0): OpenReply {
+  opendir(ctx: RequestContext, nodeId: Ino, _flags = 0): OpenReply {
     if (!STATIC_NODES.has(nodeId)) fail(this.table.inode(nodeId) !== undefined ? Errno.ENOTDIR : Errno.ENOENT);
     if (!isPrivileged(ctx)) this.countOpen(ctx.uid, false);
     const fh = this.nextFh++;
@@ -1052,14 +918,14 @@ export class HandleTree implements LowLevelFileSystem {
     return { fh };
   }
 
-  releasedir(_ctx: RequestContext, _nodeId: number, fh: number): void {
+  releasedir(_ctx: RequestContext, _nodeId: Ino, fh: number): void {
     const st = this.files.get(fh);
     if (st === undefined || st.kind !== 'dir') return;
     this.files.delete(fh);
     if (st.uid !== 0) this.uncountOpen(st.uid, false);
   }
 
-  async readdir(ctx: RequestContext, nodeId: number, fh: number, offset: number, size: number, plus: boolean): Promise<DirEntry[]> {
+  async readdir(ctx: RequestContext, nodeId: Ino, fh: number, offset: number, size: number, plus: boolean): Promise<DirEntry[]> {
     const node = STATIC_NODES.get(nodeId);
     if (node === undefined) fail(this.table.inode(nodeId) !== undefined ? Errno.ENOTDIR : Errno.ENOENT);
     const known = this.files.get(fh);
@@ -1101,43 +967,27 @@ export class HandleTree implements LowLevelFileSystem {
       // Cookie = the number itself (>= 1024, so never 1 or 2).
       return this.fill(out, budget, keys, offset, (k) => k, plus, (ino) => this.acquireIno(ino), show, root);
     }
-    if (nodeId === PID_DIR) {
-      // Cookie = pid + 2: a listing resumes after the last pid it showed, whoever came and went.
-      return this.fill(out, budget, keys, offset, (k) => k + 2, plus, (pid) => this.processes.acquire(pid), show, root);
-    }
-    const type = nsTypeOfDir(nodeId)!;
-    return this.fill(out, budget, keys, offset, (k) => k + 2, plus, (inum) => this.namespaces.acquire(type, inum), show, root);
+    // Cookie = key + 2: a listing resumes after the last key it showed, whoever came and went.
+    const kind = this.kinds.forDir(nodeId)!;
+    return this.fill(out, budget, keys, offset, (k) => k + 2, plus, (key) => kind.acquireIn(nodeId, key), show, root);
   }
 
   /** Which handles a listing shows the caller: all, or (hidepid=invisible) those it may inspect. */
   private async listFilter(ctx: Caller): Promise<(d: Dentry<HandleObject>) => boolean> {
     if (this.policy.hidepid !== 'invisible' || isPrivileged(ctx)) return () => true;
-    const [namespaces, own] = await Promise.all([this.policy.namespacesOf(ctx), this.policy.ownNamespaces(ctx)]);
-    return (d) => {
-      const o = d.object;
-      if (o instanceof ProcObject) return this.policy.processVisible(ctx, o.info);
-      const key = `${o.type}:${o.inum}`;
-      return namespaces.has(key) || own.has(key);
-    };
+    const kinds = [...this.kinds.all()];
+    const filters = new Map(await Promise.all(kinds.map(async (k) => [k.name, await k.listFilter(ctx)] as const)));
+    return (d) => filters.get(d.inode.kind)?.(d.object) ?? false;
   }
 
   /** What a handle directory lists, ascending. */
-  private async listKeys(dir: number): Promise<number[]> {
-    if (dir === PID_DIR) return this.processSource.list();
+  private async listKeys(dir: Ino): Promise<Array<Key | Ino>> {
     if (dir === BY_INO_DIR) {
-      const inos: number[] = [];
+      const inos: Ino[] = [];
       for (const inode of this.table.inodes()) if (!this.table.isDead(inode)) inos.push(inode.ino);
       return inos.sort((a, b) => a - b);
     }
-    const type = nsTypeOfDir(dir)!;
-    const inums = new Set<number>();
-    for (const r of await this.namespaceSource.list()) if (r.type === type) inums.add(r.inum);
-    // Namespaces only this tree still holds (a bind-mounted handle) are listed too.
-    for (const inode of this.table.inodes()) {
-      const o = inode.object;
-      if (o instanceof NsObject && o.type === type && o.held && !this.table.isDead(inode)) inums.add(inode.key);
-    }
-    return [...inums].sort((a, b) => a - b);
+    return this.kinds.forDir(dir)!.list(dir);
   }
 
   /**
@@ -1204,21 +1054,6 @@ export class HandleTree implements LowLevelFileSystem {
       putAll(this.table, held);
     }
   }
-}
-
-/** A namespace handlefs holds open, and the references on its handle. */
-export interface HeldNamespace {
-  ino: number;
-  type: NsType;
-  inum: number;
-  nsId: string | null;
-  /** Kernel lookups: a bind mount of the handle, or a name the kernel caches. */
-  lookups: number;
-  /** Open descriptors of the handle file. */
-  opens: number;
-  /** Library pins (InodeTable.pin). */
-  pins: number;
-  dead: boolean;
 }
 
 /** First index whose element satisfies `pred` (which must be false then true along the array). */

@@ -15,18 +15,45 @@
  */
 import type { Dentry, Identity, Inode } from '../core/inode.js';
 import { StaleIdentityError } from '../core/inode-table.js';
+import type { Incarnation, Ino, Key } from '../core/numbers.js';
+import type { InodeRecord } from '../core/store.js';
 import { SingleFlight } from '../core/single-flight.js';
-import type { NamespaceHandle, NamespaceInfo, NamespaceRef, NamespaceSource, NsType, ProcessEnding } from '../sources/types.js';
-import { DEFAULT_POLLMASK } from '../fuse/abi.js';
-import { ActionError, type EnterTarget, type HandleKindActions } from './actions.js';
-import { mapLimit, NAMESPACE_KIND, type HandleObject, type TreeContext } from './context.js';
-import { BY_INO_DIR, nsTypeDir } from './layout.js';
+import { NS_TYPES, type NamespaceHandle, type NamespaceInfo, type NamespaceRef, type NamespaceSource, type NsType, type ProcessEnding } from '../sources/types.js';
+import { DEFAULT_POLLMASK, Errno, S_IFREG } from '../fuse/abi.js';
+import { FuseError } from '../fuse/types.js';
+import { mapLimit } from '../util/map-limit.js';
+import type { Caller } from './access.js';
+import { ActionError, type EnterTarget } from './actions.js';
+import type { HandleObject, TreeContext } from './context.js';
+import type { HandleAttr, HandleKind, HandleKindEntry } from './kinds.js';
+import { BY_INO_DIR, MAX_NS_INUM, MIN_NS_INUM, nsTypeDir, nsTypeOfDir, parseInumName } from './layout.js';
+import { handleName, NONE, renderNamespace, UNREADABLE } from './render.js';
 import type { TimerHandle } from './timers.js';
 
-export class NsObject {
+/** The core's kind of namespace handles. */
+export const NAMESPACE_KIND = 'namespace';
+/** A namespace file: root's alone, like /proc/PID/ns/*. */
+const S_FILE_NAMESPACE = S_IFREG | 0o400;
+
+/** A namespace handlefs holds open, and the references on its handle. */
+export interface HeldNamespace {
+  ino: Ino;
+  type: NsType;
+  inum: Key;
+  nsId: string | null;
+  /** Kernel lookups: a bind mount of the handle, or a name the kernel caches. */
+  lookups: number;
+  /** Open descriptors of the handle file. */
+  opens: number;
+  /** Library pins (InodeTable.pin). */
+  pins: number;
+  dead: boolean;
+}
+
+export class NsObject implements HandleObject {
   readonly kind = NAMESPACE_KIND;
   /** The inode number, once instantiated. */
-  ino = 0;
+  ino: Ino = 0;
   /** When the handle was last used (ms): lookups, getattr, open, read, release. */
   lastUse: number;
   /** The grace timer, while one is armed. */
@@ -54,7 +81,7 @@ export class NsObject {
     return this.info.type;
   }
 
-  get inum(): number {
+  get inum(): Key {
     return this.info.inum;
   }
 
@@ -64,7 +91,7 @@ export class NsObject {
 }
 
 /** The table incarnation for a kernel namespace id: the id itself, 0 when unknown. */
-export function nsIncarnation(nsId: string | null): number {
+export function nsIncarnation(nsId: string | null): Incarnation {
   if (nsId === null) return 0;
   const n = Number(nsId);
   return Number.isSafeInteger(n) && n > 0 ? n : 0;
@@ -79,7 +106,10 @@ export interface NamespaceHandlesOptions {
   graceMs: number;
 }
 
-export class NamespaceHandles implements HandleKindActions {
+export class NamespaceHandles implements HandleKind {
+  readonly name = NAMESPACE_KIND;
+  readonly dirs: readonly Ino[] = NS_TYPES.map((t) => nsTypeDir(t));
+  readonly holdsOnOpen = true;
   private readonly flight = new SingleFlight<string, NsObject | null>();
   private readonly listFlight = new SingleFlight<number, NamespaceRef[]>();
   /** NamespaceSource.open calls (for tests and stats). */
@@ -94,7 +124,7 @@ export class NamespaceHandles implements HandleKindActions {
   ) {}
 
   /** The live namespace inode under `inum`, if any. */
-  current(inum: number): Inode<HandleObject> | undefined {
+  current(inum: Key): Inode<HandleObject> | undefined {
     return this.ctx.table.findByKey(NAMESPACE_KIND, inum);
   }
 
@@ -109,12 +139,13 @@ export class NamespaceHandles implements HandleKindActions {
   }
 
   /** A loser of an instantiate race: hand its hold to the winner if that has none, else close it. */
-  readonly dispose = (loser: HandleObject): void => {
-    if (!(loser instanceof NsObject) || loser.handle === null) return;
-    const winner = this.current(loser.inum)?.object;
+  readonly dispose = (object: HandleObject): void => {
+    const loser = object as NsObject;
+    if (loser.handle === null) return;
+    const winner = this.objectOf(this.current(loser.inum));
     const h = loser.handle;
     loser.handle = null;
-    if (winner instanceof NsObject && winner !== loser && !winner.held && winner.info.nsId === loser.info.nsId) {
+    if (winner !== undefined && winner !== loser && !winner.held && winner.info.nsId === loser.info.nsId) {
       winner.handle = h;
       winner.reopens++;
     } else {
@@ -124,12 +155,17 @@ export class NamespaceHandles implements HandleKindActions {
 
   /** Usable without asking the host: we hold it open, so it is alive and its number is its own. */
   trusted(inode: Inode<HandleObject>): boolean {
-    const o = inode.object;
-    return o instanceof NsObject && o.held && !this.ctx.table.isDead(inode);
+    const o = this.objectOf(inode);
+    return o !== undefined && o.held && !this.ctx.table.isDead(inode);
+  }
+
+  /** The object of an inode of this kind (undefined: restored from the store, not seen since). */
+  objectOf(inode: Inode<HandleObject> | undefined): NsObject | undefined {
+    return inode?.object as NsObject | undefined;
   }
 
   /** acquire() of a namespace we hold open, without asking the host; null if it is not such a one. */
-  acquireTrusted(type: NsType, inum: number, nsId?: string): Dentry<HandleObject> | null {
+  acquireTrusted(type: NsType, inum: Key, nsId?: string): Dentry<HandleObject> | null {
     const known = this.current(inum);
     if (known === undefined || !this.trusted(known)) return null;
     const o = known.object as NsObject;
@@ -141,7 +177,7 @@ export class NamespaceHandles implements HandleKindActions {
    * The dentry of namespace (type, inum) with one hold, or null if unreachable. With nsId, only
    * that incarnation (a reused inum names another namespace).
    */
-  async acquire(type: NsType, inum: number, nsId?: string): Promise<Dentry<HandleObject> | null> {
+  async acquire(type: NsType, inum: Key, nsId?: string): Promise<Dentry<HandleObject> | null> {
     const known = this.acquireTrusted(type, inum, nsId);
     if (known !== null) return known;
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -161,13 +197,14 @@ export class NamespaceHandles implements HandleKindActions {
   async acquireInode(inode: Inode<HandleObject>): Promise<Dentry<HandleObject> | null> {
     const table = this.ctx.table;
     if (table.isDead(inode)) return null;
-    if (this.trusted(inode)) return table.instantiate(identityOf(inode), inode.object!);
+    const known = this.acquireKnown(inode);
+    if (known !== null) return known;
     if (inode.incarnation === 0) {
       // Without the kernel's id a dormant namespace cannot be told from a later one with its number.
       table.markDead(inode);
       return null;
     }
-    const type = inode.object instanceof NsObject ? inode.object.type : await this.typeOf(inode.key);
+    const type = this.objectOf(inode)?.type ?? (await this.typeOf(inode.key));
     if (table.isDead(inode)) return null;
     const fresh = type === undefined ? null : await this.open(type, inode.key, String(inode.incarnation));
     if (table.isDead(inode)) {
@@ -200,7 +237,7 @@ export class NamespaceHandles implements HandleKindActions {
   }
 
   /** The type of a namespace found only by number (an inode restored from the store). */
-  private async typeOf(inum: number): Promise<NsType | undefined> {
+  private async typeOf(inum: Key): Promise<NsType | undefined> {
     try {
       const refs = await this.listFlight.run(0, () => this.source.list());
       return refs.find((r) => r.inum === inum)?.type;
@@ -234,8 +271,8 @@ export class NamespaceHandles implements HandleKindActions {
    * otherwise keep a namespace alive forever by polling it).
    */
   engage(d: Dentry<HandleObject>, byRoot = true): void {
-    const o = d.object;
-    if (!(o instanceof NsObject) || d.released) return;
+    const o = d.object as NsObject;
+    if (d.released) return;
     if (byRoot) {
       this.touch(o);
       o.rootRef = true;
@@ -343,7 +380,7 @@ export class NamespaceHandles implements HandleKindActions {
     for (const inode of dormant) {
       if (table.isDead(inode) || this.trusted(inode)) continue;
       const type = typeOf.get(inode.key);
-      const known = inode.object instanceof NsObject ? inode.object.type : type;
+      const known = this.objectOf(inode)?.type ?? type;
       if (type === undefined || known !== type || inode.incarnation === 0) {
         table.markDead(inode);
         dead++;
@@ -384,8 +421,8 @@ export class NamespaceHandles implements HandleKindActions {
   }
 
   async bind(inode: Inode<HandleObject>): Promise<EnterTarget> {
-    const o = inode.object;
-    if (!(o instanceof NsObject) || this.ctx.table.isDead(inode) || !(await this.ensureHold(o)) || this.ctx.table.isDead(inode)) {
+    const o = this.objectOf(inode);
+    if (o === undefined || this.ctx.table.isDead(inode) || !(await this.ensureHold(o)) || this.ctx.table.isDead(inode)) {
       throw new ActionError('ENOENT', 'the namespace of this handle is gone');
     }
     this.touch(o);
@@ -401,12 +438,150 @@ export class NamespaceHandles implements HandleKindActions {
     throw new ActionError('EINVAL', 'a namespace handle names no process to wait for');
   }
 
-  /** Closes every hold (destroy). */
-  closeAll(objects: Iterable<HandleObject | undefined>): void {
-    for (const o of objects) if (o instanceof NsObject) this.closeHold(o);
+  // ---- the rest of the kind's table (kinds.ts) ----
+
+  parseName(name: string): Key | undefined {
+    return parseInumName(name);
+  }
+
+  /** A stored namespace row needs its kernel id: without it a later namespace with the number cannot be told apart. */
+  keeps(r: InodeRecord): boolean {
+    return r.key >= MIN_NS_INUM && r.key <= MAX_NS_INUM && r.incarnation > 0;
+  }
+
+  dirOf(inode: Inode<HandleObject>): Ino | undefined {
+    const o = this.objectOf(inode);
+    return o === undefined ? undefined : nsTypeDir(o.type);
+  }
+
+  acquireTrustedIn(dir: Ino, inum: Key): Dentry<HandleObject> | null {
+    return this.acquireTrusted(nsTypeOfDir(dir)!, inum);
+  }
+
+  acquireIn(dir: Ino, inum: Key): Promise<Dentry<HandleObject> | null> {
+    return this.acquire(nsTypeOfDir(dir)!, inum);
+  }
+
+  /** A namespace held open is alive and its number its own: no need to ask the host. */
+  acquireKnown(inode: Inode<HandleObject>): Dentry<HandleObject> | null {
+    return this.trusted(inode) ? this.ctx.table.instantiate(identityOf(inode), inode.object!) : null;
+  }
+
+  /** A use by root restarts the grace period. */
+  used(o: HandleObject): void {
+    this.touch(o as NsObject);
+  }
+
+  /** An open holds the namespace: re-opened if its hold was closed; ESTALE if it is gone. */
+  async opened(d: Dentry<HandleObject>, byRoot: boolean): Promise<void> {
+    const o = d.object as NsObject;
+    if (byRoot) this.touch(o);
+    if (!this.ctx.table.isDead(d.inode) && !(await this.ensureHold(o))) {
+      throw new FuseError(Errno.ESTALE, 'the namespace is gone');
+    }
+  }
+
+  /** The namespace is gone: a hold nothing references any more is closed. */
+  dead(inode: Inode<HandleObject>): void {
+    const o = this.objectOf(inode);
+    if (o !== undefined && inode.dentry === null) this.closeHold(o);
+  }
+
+  dropped(o: NsObject): void {
+    this.closeHold(o);
+  }
+
+  attr(): HandleAttr {
+    return { mode: S_FILE_NAMESPACE, uid: 0, gid: 0 };
+  }
+
+  async render(d: Dentry<HandleObject>, _caller: Caller, holds: Dentry<HandleObject>[]): Promise<string> {
+    const o = d.object as NsObject;
+    const info = o.info;
+    const idKnown = info.nsId !== null;
+    const ref = async (type: NsType, r: { inum: number; nsId: string | null } | null | undefined): Promise<string> => {
+      if (r === null || r === undefined) return idKnown ? NONE : UNREADABLE;
+      const nd = await this.acquire(type, r.inum, r.nsId ?? undefined).catch(() => null);
+      if (nd === null) return UNREADABLE;
+      holds.push(nd);
+      this.touch(nd.object as NsObject);
+      return String(nd.ino);
+    };
+    const owner = await ref('user', info.owner);
+    const parent = info.type === 'pid' || info.type === 'user' ? await ref(info.type, info.parent) : undefined;
+    return renderNamespace({
+      type: info.type,
+      inum: info.inum,
+      kernelId: info.nsId,
+      ino: d.ino,
+      generation: d.inode.generation,
+      owner,
+      ...(parent === undefined ? {} : { parent }),
+      pins: d.pins,
+      held: o.held,
+      handle: handleName(this.ctx.hostIds.machineId, this.ctx.hostIds.bootId, d.ino),
+    });
+  }
+
+  /** What ns/<type>/ lists: the namespaces of that type the host shows, and those only this tree still holds (a bind-mounted handle). */
+  async list(dir: Ino): Promise<Key[]> {
+    const type = nsTypeOfDir(dir)!;
+    const inums = new Set<Key>();
+    for (const r of await this.source.list()) if (r.type === type) inums.add(r.inum);
+    for (const inode of this.ctx.table.inodes()) {
+      const o = this.objectOf(inode);
+      if (inode.kind === this.name && o !== undefined && o.type === type && o.held && !this.ctx.table.isDead(inode)) inums.add(inode.key);
+    }
+    return [...inums].sort((a, b) => a - b);
+  }
+
+  visible(caller: Caller, o: NsObject): Promise<boolean> {
+    return this.ctx.policy.namespaceVisible(caller, o.type, o.inum);
+  }
+
+  mayOpen(caller: Caller, o: NsObject): Promise<boolean> {
+    return this.ctx.policy.mayOpenNamespace(caller, o.type, o.inum);
+  }
+
+  /** Those a process the caller may inspect is in, or its own process. */
+  async listFilter(caller: Caller): Promise<(o: HandleObject) => boolean> {
+    const [namespaces, own] = await Promise.all([this.ctx.policy.namespacesOf(caller), this.ctx.policy.ownNamespaces(caller)]);
+    return (object) => {
+      const o = object as NsObject;
+      const key = `${o.type}:${o.inum}`;
+      return namespaces.has(key) || own.has(key);
+    };
+  }
+
+  /** Namespaces handlefs holds open now, with what references each handle (for status). */
+  held(): HeldNamespace[] {
+    const out: HeldNamespace[] = [];
+    for (const inode of this.ctx.table.inodes()) {
+      const o = this.objectOf(inode);
+      if (inode.kind !== this.name || o === undefined || !o.held) continue;
+      const d = inode.dentry;
+      out.push({
+        ino: inode.ino,
+        type: o.type,
+        inum: o.inum,
+        nsId: o.info.nsId,
+        lookups: d?.lookups ?? 0,
+        opens: d?.opens ?? 0,
+        pins: d?.pins ?? 0,
+        dead: this.ctx.table.isDead(inode),
+      });
+    }
+    return out.sort((a, b) => a.ino - b.ino);
   }
 }
 
 function identityOf(inode: Inode<HandleObject>): Identity {
   return { kind: inode.kind, key: inode.key, incarnation: inode.incarnation };
 }
+
+/** The namespace kind's row in the table of kinds (kinds.ts). */
+export const NAMESPACES: HandleKindEntry = {
+  name: NAMESPACE_KIND,
+  incarnations: 'equality',
+  create: (s) => new NamespaceHandles(s.ctx, s.namespaceSource, { graceMs: s.options.nsGraceMs ?? 2000 }),
+};

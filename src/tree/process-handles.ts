@@ -10,18 +10,30 @@
  */
 import type { Identity, Dentry, Inode } from '../core/inode.js';
 import { StaleIdentityError } from '../core/inode-table.js';
+import type { Ino, Key } from '../core/numbers.js';
+import type { InodeRecord } from '../core/store.js';
 import { SingleFlight } from '../core/single-flight.js';
-import type { NsType, ProcessEnding, ProcessInfo, ProcessPidfd, ProcessSource } from '../sources/types.js';
-import { POLLIN, POLLRDNORM } from '../fuse/abi.js';
-import { ActionError, type Caller, type EnterTarget, type HandleKindActions } from './actions.js';
-import { mapLimit, PROCESS_KIND, type HandleObject, type TreeContext } from './context.js';
-import type { NamespaceHandles } from './namespace-handles.js';
+import { NS_TYPES, type NsType, type ProcessEnding, type ProcessInfo, type ProcessPidfd, type ProcessSource } from '../sources/types.js';
+import { POLLIN, POLLRDNORM, S_IFREG } from '../fuse/abi.js';
+import { mapLimit } from '../util/map-limit.js';
+import { mayInspect, type Caller as AccessCaller } from './access.js';
+import { ActionError, type Caller, type EnterTarget } from './actions.js';
+import type { HandleObject, TreeContext } from './context.js';
+import type { HandleAttr, HandleKind, HandleKindEntry } from './kinds.js';
+import { MAX_PID, parsePidName, PID_DIR } from './layout.js';
+import { NAMESPACE_KIND, type NamespaceHandles } from './namespace-handles.js';
+import { handleName, HIDDEN, NONE, renderProcess, UNREADABLE } from './render.js';
+
+/** The core's kind of process handles. */
+export const PROCESS_KIND = 'process';
+/** A process's status file: readable by all, like /proc/PID/status. */
+const S_FILE_PROCESS = S_IFREG | 0o444;
 
 /** What the tree keeps for one process inode. */
-export class ProcObject {
+export class ProcObject implements HandleObject {
   readonly kind = PROCESS_KIND;
   /** The inode number, once instantiated. */
-  ino = 0;
+  ino: Ino = 0;
   /** Disposer of the exit watch, while one runs. */
   unwatch: (() => void) | null = null;
   /** Namespace lines as last rendered while alive (shown again once dead). */
@@ -42,7 +54,7 @@ export class ProcObject {
     readonly seenMs: number,
   ) {}
 
-  get pid(): number {
+  get pid(): Key {
     return this.info.pid;
   }
 
@@ -69,7 +81,10 @@ export function mayKill(caller: Caller, target: { real: number; saved: number })
   return [caller.uid, caller.ruid].some((u) => u === target.real || u === target.saved);
 }
 
-export class ProcessHandles implements HandleKindActions {
+export class ProcessHandles implements HandleKind {
+  readonly name = PROCESS_KIND;
+  readonly dirs: readonly Ino[] = [PID_DIR];
+  readonly holdsOnOpen = false;
   private readonly flight = new SingleFlight<number, ProcObject | null>();
   private readonly readIncarnation: IncarnationReader;
   /** /proc reads done (for tests and stats). */
@@ -78,6 +93,8 @@ export class ProcessHandles implements HandleKindActions {
   constructor(
     private readonly ctx: TreeContext,
     private readonly source: ProcessSource,
+    /** The namespaces a process handle names (its Ns.* lines, `handlefs exec`). */
+    private readonly namespaces: NamespaceHandles,
     readIncarnation?: IncarnationReader,
   ) {
     this.readIncarnation =
@@ -89,7 +106,7 @@ export class ProcessHandles implements HandleKindActions {
   }
 
   /** The live, non-dead process inode under `pid`, if any. */
-  current(pid: number): Inode<HandleObject> | undefined {
+  current(pid: Key): Inode<HandleObject> | undefined {
     return this.ctx.table.findByKey(PROCESS_KIND, pid);
   }
 
@@ -291,7 +308,8 @@ export class ProcessHandles implements HandleKindActions {
   }
 
   /** Every namespace of the process, held by handlefs, for `handlefs exec`; it must still run. */
-  async enter(inode: Inode<HandleObject>, namespaces: NamespaceHandles): Promise<EnterTarget[]> {
+  async enter(inode: Inode<HandleObject>): Promise<EnterTarget[]> {
+    const namespaces = this.namespaces;
     const o = this.object(inode);
     if (this.ctx.table.isDead(inode) || !(await this.refresh(inode, o))) throw new ActionError('ESRCH', `process ${o.pid} of this handle has exited`);
     const out: EnterTarget[] = [];
@@ -403,4 +421,121 @@ export class ProcessHandles implements HandleKindActions {
     });
     return dead;
   }
+
+  // ---- the rest of the kind's table (kinds.ts) ----
+
+  parseName(name: string): Key | undefined {
+    return parsePidName(name);
+  }
+
+  keeps(r: InodeRecord): boolean {
+    return Number.isSafeInteger(r.key) && r.key >= 1 && r.key <= MAX_PID;
+  }
+
+  dirOf(): Ino {
+    return PID_DIR;
+  }
+
+  acquireTrustedIn(_dir: Ino, pid: Key): Dentry<HandleObject> | null {
+    return this.acquireTrusted(pid);
+  }
+
+  acquireIn(_dir: Ino, pid: Key): Promise<Dentry<HandleObject> | null> {
+    return this.acquire(pid);
+  }
+
+  acquireKnown(inode: Inode<HandleObject>): Dentry<HandleObject> | null {
+    return this.trusted(inode) ? this.ctx.table.get(inode.dentry!) : null;
+  }
+
+  /** Nothing of a process handle idles. */
+  used(): void {}
+
+  async opened(d: Dentry<HandleObject>): Promise<void> {
+    this.engage(d);
+  }
+
+  /** The process exited: stop watching, wake pollers and waiters. */
+  dead(inode: Inode<HandleObject>): void {
+    const o = inode.object as ProcObject | undefined;
+    if (o === undefined) return;
+    this.stopWatch(o);
+    this.exited(o);
+  }
+
+  /** Mirroring /proc: the status file is 0444, owned by the process's effective ids. */
+  attr(inode: Inode<HandleObject>): HandleAttr {
+    const o = inode.object as ProcObject | undefined;
+    if (o === undefined) return { mode: S_FILE_PROCESS, uid: 0, gid: 0 };
+    return { mode: S_FILE_PROCESS, uid: o.info.uid?.effective ?? 0, gid: o.info.gid?.effective ?? 0, timeMs: o.seenMs };
+  }
+
+  async render(d: Dentry<HandleObject>, caller: AccessCaller, holds: Dentry<HandleObject>[]): Promise<string> {
+    const o = d.object as ProcObject;
+    const table = this.ctx.table;
+    let alive = false;
+    try {
+      alive = await this.refresh(d.inode, o);
+    } catch (err) {
+      this.ctx.log.warn({ err, pid: o.pid }, 'reading a process failed');
+      alive = !table.isDead(d.inode);
+    }
+    let ns: Record<NsType, string>;
+    if (!mayInspect(caller, o.info)) {
+      // /proc/PID/ns needs ptrace access: nothing of them, not even which handles they are.
+      ns = Object.fromEntries(NS_TYPES.map((t) => [t, HIDDEN])) as Record<NsType, string>;
+    } else if (alive) {
+      const info = o.info;
+      const nsUnreadable = info.unreadable.includes('namespaces');
+      const values = await Promise.all(
+        NS_TYPES.map(async (type): Promise<string> => {
+          const inum = info.namespaces[type];
+          if (inum === undefined) return nsUnreadable ? UNREADABLE : NONE;
+          const nd = await this.namespaces.acquire(type, inum).catch(() => null);
+          if (nd === null) return UNREADABLE;
+          holds.push(nd);
+          // A use: the hold stays open for the grace period, so the next read does not reopen it.
+          this.namespaces.used(nd.object);
+          return String(nd.ino);
+        }),
+      );
+      ns = Object.fromEntries(NS_TYPES.map((t, i) => [t, values[i]!])) as Record<NsType, string>;
+      o.nsLines = ns;
+    } else {
+      ns = (o.nsLines as Record<NsType, string> | null) ?? (Object.fromEntries(NS_TYPES.map((t) => [t, NONE])) as Record<NsType, string>);
+    }
+    const dead = !alive || table.isDead(d.inode);
+    return renderProcess({
+      info: o.info,
+      dead,
+      ending: dead ? this.ending(d.inode) : null,
+      ns,
+      ino: d.ino,
+      generation: d.inode.generation,
+      handle: handleName(this.ctx.hostIds.machineId, this.ctx.hostIds.bootId, d.ino),
+    });
+  }
+
+  list(): Promise<Key[]> {
+    return this.source.list();
+  }
+
+  visible(caller: AccessCaller, o: ProcObject): boolean {
+    return this.ctx.policy.processVisible(caller, o.info);
+  }
+
+  mayOpen(caller: AccessCaller, o: ProcObject): boolean {
+    return this.ctx.policy.mayOpenProcess(caller, o.info);
+  }
+
+  async listFilter(caller: AccessCaller): Promise<(o: HandleObject) => boolean> {
+    return (o) => this.ctx.policy.processVisible(caller, (o as ProcObject).info);
+  }
 }
+
+/** The process kind's row in the table of kinds (kinds.ts). */
+export const PROCESSES: HandleKindEntry = {
+  name: PROCESS_KIND,
+  incarnations: 'ordered',
+  create: (s) => new ProcessHandles(s.ctx, s.processSource, s.kind<NamespaceHandles>(NAMESPACE_KIND), s.options.readIncarnation),
+};
