@@ -43,7 +43,7 @@ test('one row per handle: kind, key, name, state and every holder', async (t) =>
     [`/ns/net/${ns.inum}`, ['/run/netns/blue']],
     [`/pid/${idle.pid}`, ['/should/not/show']], // the kernel holds no lookup of idle's handle: not a mount of it
   ]);
-  const rows = listHandles(fs.table, mounts);
+  const rows = listHandles(fs.tree, mounts);
   const byIno = new Map(rows.map((r) => [r.ino, r]));
   t.deepEqual(rows.map((r) => r.ino), [...rows.map((r) => r.ino)].sort((a, b) => a - b), 'ordered by number');
 

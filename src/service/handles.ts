@@ -4,10 +4,7 @@
  * from the thread that answers it would wait on itself).
  */
 import fs from 'node:fs';
-import type { InodeTable } from '../core/inode-table.js';
-import type { Inode } from '../core/inode.js';
-import { NsObject } from '../tree/namespace-handles.js';
-import { ProcObject } from '../tree/process-handles.js';
+import type { HandleTree } from '../tree/handle-fs.js';
 
 export interface HandleRow {
   ino: number;
@@ -68,19 +65,13 @@ export function parseHandleMounts(mountinfo: string, mountpoint: string): Map<st
   return out;
 }
 
-/** The paths under which a handle can have been bind-mounted (a pid path may name a dead one too). */
-function pathsOf(inode: Inode<unknown>, object: unknown): string[] {
-  const paths = [`/by-ino/${inode.ino}`];
-  if (inode.kind === 'process') paths.push(`/pid/${inode.key}`);
-  else if (object instanceof NsObject) paths.push(`/ns/${object.type}/${inode.key}`);
-  return paths;
-}
-
-/** One row per inode in the table, by number. */
-export function listHandles(table: InodeTable<unknown>, mounts: Map<string, string[]>): HandleRow[] {
+/** One row per inode in the tree's table, by number. */
+export function listHandles(tree: HandleTree, mounts: Map<string, string[]>): HandleRow[] {
+  const table = tree.table;
   const rows: HandleRow[] = [];
   for (const inode of table.inodes()) {
-    const o = inode.object;
+    // Its kind's description, and the paths under which it can have been bind-mounted (a pid path may name a dead one too).
+    const about = tree.describe(inode);
     const d = inode.dentry;
     const dead = table.isDead(inode);
     // A bind mount keeps lookups; a pid path bound before a reuse names the old handle, so only
@@ -91,27 +82,27 @@ export function listHandles(table: InodeTable<unknown>, mounts: Map<string, stri
       generation: inode.generation,
       kind: inode.kind,
       key: inode.key,
-      name: o instanceof ProcObject ? o.info.comm : o instanceof NsObject ? o.type : null,
+      name: about.name,
       state: dead ? 'dead' : d === null ? 'dormant' : 'live',
       lookups: d?.lookups ?? 0,
       opens: d?.opens ?? 0,
       pins: d?.pins ?? 0,
-      held: o instanceof NsObject ? o.held : null,
-      mounts: held ? pathsOf(inode, o).flatMap((p) => mounts.get(p) ?? []) : [],
+      held: about.held,
+      mounts: held ? about.paths.flatMap((p) => mounts.get(p) ?? []) : [],
     });
   }
   return rows.sort((a, b) => a.ino - b.ino);
 }
 
 /** listHandles with the service's own mountinfo. */
-export function collectHandles(table: InodeTable<unknown>, mountpoint: string): HandleRow[] {
+export function collectHandles(tree: HandleTree, mountpoint: string): HandleRow[] {
   let text = '';
   try {
     text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
   } catch {
     /* no bind mounts can be told */
   }
-  return listHandles(table, parseHandleMounts(text, mountpoint));
+  return listHandles(tree, parseHandleMounts(text, mountpoint));
 }
 
 /** Control characters (a comm may hold any byte but NUL) are shown escaped, one line per handle. */

@@ -305,7 +305,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
       (request, caller, signal) => {
         if (request.op === 'handles' || request.op === 'metrics') {
           checkCaller(request, caller);
-          return request.op === 'handles' ? collectHandles(table, mountpoint) : metrics.text();
+          return request.op === 'handles' ? collectHandles(tree, mountpoint) : metrics.text();
         }
         return answerControl(tree, status, request, caller, signal);
       },

@@ -46,6 +46,7 @@ import {
   STATIC_GENERATION,
   STATIC_NODES,
   staticChild,
+  staticPath,
 } from './layout.js';
 import { ActionError, type Caller as ActionCaller, type EnterTarget } from './actions.js';
 import { KindTable, type HandleKind } from './kinds.js';
@@ -877,6 +878,20 @@ export class HandleTree implements LowLevelFileSystem {
   /** Namespaces handlefs holds open now, with what references each handle (for status). */
   heldNamespaces(): HeldNamespace[] {
     return this.namespaces.held();
+  }
+
+  /**
+   * What the handle listing shows of an inode besides its counts: its kind's description (null
+   * while its object is unknown, after a restart) and the paths that name it.
+   */
+  describe(inode: Inode<HandleObject>): { name: string | null; held: boolean | null; paths: string[] } {
+    const kind = this.kinds.of(inode);
+    const o = inode.object;
+    const d = o === undefined ? undefined : kind?.describe(o);
+    const paths = [`${staticPath(BY_INO_DIR)}/${inode.ino}`];
+    const dir = kind?.dirOf(inode);
+    if (dir !== undefined) paths.push(`${staticPath(dir)}/${inode.key}`);
+    return { name: d?.name ?? null, held: d?.held ?? null, paths };
   }
 
   /** The handle number a path inside the mount names (`/ns/net/<inum>`, `/pid/<pid>`, `/by-ino/<n>`), if known. */

@@ -28,6 +28,14 @@ export interface HandleAttr {
   readonly timeMs?: number;
 }
 
+/** What `handlefs ls` shows of a handle besides its counts. */
+export interface HandleDescription {
+  /** The command name of a process, the type of a namespace. */
+  readonly name: string;
+  /** Whether the service holds a host object for it (a namespace descriptor); null for kinds that hold none. */
+  readonly held: boolean | null;
+}
+
 /**
  * What a kind of handle does. `inode.object` of an inode of this kind is always this kind's
  * object (the core keys its index by kind), or undefined for a row restored from the store and
@@ -94,6 +102,8 @@ export interface HandleKind extends HandleKindActions {
   mayOpen(caller: Caller, o: HandleObject): boolean | Promise<boolean>;
   /** visible() for many handles of one listing, with what it needs read once. */
   listFilter(caller: Caller): Promise<(o: HandleObject) => boolean>;
+  /** What the handle listing of the control socket shows. */
+  describe(o: HandleObject): HandleDescription;
 }
 
 /** What a kind is built from. */

@@ -73,6 +73,13 @@ export function isStatic(ino: number): boolean {
   return ino > 0 && ino < FIRST_DYNAMIC_INO;
 }
 
+/** The path of a static directory inside the mount ('/', '/pid', '/ns/net'). */
+export function staticPath(ino: number): string {
+  const names: string[] = [];
+  for (let n = STATIC_NODES.get(ino); n !== undefined && n.ino !== ROOT_DIR; n = STATIC_NODES.get(n.parent)) names.unshift(n.name);
+  return `/${names.join('/')}`;
+}
+
 /** A static child of `parent` called `name`, if any. */
 export function staticChild(parent: number, name: string): StaticNode | undefined {
   const p = STATIC_NODES.get(parent);

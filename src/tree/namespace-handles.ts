@@ -25,7 +25,7 @@ import { mapLimit } from '../util/map-limit.js';
 import type { Caller } from './access.js';
 import { ActionError, type EnterTarget } from './actions.js';
 import type { HandleObject, TreeContext } from './context.js';
-import type { HandleAttr, HandleKind, HandleKindEntry } from './kinds.js';
+import type { HandleAttr, HandleDescription, HandleKind, HandleKindEntry } from './kinds.js';
 import { BY_INO_DIR, MAX_NS_INUM, MIN_NS_INUM, nsTypeDir, nsTypeOfDir, parseInumName } from './layout.js';
 import { handleName, NONE, renderNamespace, UNREADABLE } from './render.js';
 import type { TimerHandle } from './timers.js';
@@ -551,6 +551,10 @@ export class NamespaceHandles implements HandleKind {
       const key = `${o.type}:${o.inum}`;
       return namespaces.has(key) || own.has(key);
     };
+  }
+
+  describe(o: NsObject): HandleDescription {
+    return { name: o.type, held: o.held };
   }
 
   /** Namespaces handlefs holds open now, with what references each handle (for status). */

@@ -19,7 +19,7 @@ import { mapLimit } from '../util/map-limit.js';
 import { mayInspect, type Caller as AccessCaller } from './access.js';
 import { ActionError, type Caller, type EnterTarget } from './actions.js';
 import type { HandleObject, TreeContext } from './context.js';
-import type { HandleAttr, HandleKind, HandleKindEntry } from './kinds.js';
+import type { HandleAttr, HandleDescription, HandleKind, HandleKindEntry } from './kinds.js';
 import { MAX_PID, parsePidName, PID_DIR } from './layout.js';
 import { NAMESPACE_KIND, type NamespaceHandles } from './namespace-handles.js';
 import { handleName, HIDDEN, NONE, renderProcess, UNREADABLE } from './render.js';
@@ -530,6 +530,10 @@ export class ProcessHandles implements HandleKind {
 
   async listFilter(caller: AccessCaller): Promise<(o: HandleObject) => boolean> {
     return (o) => this.ctx.policy.processVisible(caller, (o as ProcObject).info);
+  }
+
+  describe(o: ProcObject): HandleDescription {
+    return { name: o.info.comm, held: null };
   }
 }
 
