@@ -151,7 +151,7 @@ interface DirState {
   readonly ino: Ino;
   readonly uid: number;
   /** Keys (pids, inums) or inode numbers (by-ino/) listed at offset 0, for the rest of the listing. */
-  keys: number[] | null;
+  keys: Array<Key | Ino> | null;
 }
 
 const R_OK = 4;
@@ -211,7 +211,7 @@ export class HandleTree implements LowLevelFileSystem {
   /** Sweeps run and inodes they found dead (for tests and stats). */
   readonly sweepStats = { runs: 0, dead: 0 };
   /** Nodes adopted from a predecessor, whose first FORGET is clamped to what this tree counted. */
-  private readonly adopted = new Set<number>();
+  private readonly adopted = new Set<Ino>();
   /** Nodes and file handles adopted from a predecessor (for status and tests). */
   readonly adoptStats = { nodes: 0, files: 0, forgetsClamped: 0 };
 
@@ -754,7 +754,7 @@ export class HandleTree implements LowLevelFileSystem {
     return st;
   }
 
-  release(_ctx: RequestContext, _nodeId: number, fh: number): void {
+  release(_ctx: RequestContext, _nodeId: Ino, fh: number): void {
     const st = this.files.get(fh);
     if (st === undefined || st.kind !== 'file') return;
     this.files.delete(fh);

@@ -8,6 +8,7 @@
  * with their timeouts).
  */
 import type { Logger } from 'pino';
+import type { Ino } from '../core/numbers.js';
 import type { Notifier } from '../fuse/types.js';
 
 export interface InvalidationCounters {
@@ -38,7 +39,7 @@ export class Invalidator {
   }
 
   /** Drop the kernel's cached name `name` in directory `parent`. */
-  entry(parent: number, name: string): void {
+  entry(parent: Ino, name: string): void {
     const n = this.notifier;
     if (n === null) return;
     if (!n.supports.invalEntry) {
@@ -50,7 +51,7 @@ export class Invalidator {
   }
 
   /** Drop the kernel's cached attributes and data of node `ino`. */
-  inode(ino: number): void {
+  inode(ino: Ino): void {
     const n = this.notifier;
     if (n === null) return;
     if (!n.supports.invalInode) {

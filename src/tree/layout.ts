@@ -10,19 +10,19 @@
  * Node id == inode number everywhere. Static nodes live below FIRST_DYNAMIC_INO (1024); handles
  * get numbers from the core's allocator, which never hands out a number twice.
  */
-import { FIRST_DYNAMIC_INO, ROOT_INO } from '../core/numbers.js';
+import { FIRST_DYNAMIC_INO, ROOT_INO, type Ino, type Key } from '../core/numbers.js';
 import { NS_TYPES, type NsType } from '../sources/types.js';
 
 /** Node id of the root directory (1). */
-export const ROOT_DIR = ROOT_INO; // 1
+export const ROOT_DIR: Ino = ROOT_INO; // 1
 /** Node id of pid/. */
-export const PID_DIR = 2;
+export const PID_DIR: Ino = 2;
 /** Node id of ns/. */
-export const NS_DIR = 3;
+export const NS_DIR: Ino = 3;
 /** ns/<type> directories: 4 + index in NS_TYPES (cgroup=4 … uts=11). */
-export const NS_TYPE_DIR_BASE = 4;
+export const NS_TYPE_DIR_BASE: Ino = 4;
 /** Node id of by-ino/. */
-export const BY_INO_DIR = 12;
+export const BY_INO_DIR: Ino = 12;
 export const STATIC_GENERATION = 1;
 
 /** Largest pid Linux can hand out (PID_MAX_LIMIT on 64-bit: 2^22). */
@@ -37,51 +37,51 @@ export const NAME_MAX = 255;
 if (!(BY_INO_DIR < FIRST_DYNAMIC_INO)) throw new Error('static inode numbers reach the dynamic range');
 
 /** Node id of ns/<type>/ (4 to 11). */
-export function nsTypeDir(type: NsType): number {
+export function nsTypeDir(type: NsType): Ino {
   return NS_TYPE_DIR_BASE + NS_TYPES.indexOf(type);
 }
 
 /** The namespace type a ns/<type> directory serves, or undefined if `ino` is not one. */
-export function nsTypeOfDir(ino: number): NsType | undefined {
+export function nsTypeOfDir(ino: Ino): NsType | undefined {
   if (ino < NS_TYPE_DIR_BASE || ino >= NS_TYPE_DIR_BASE + NS_TYPES.length) return undefined;
   return NS_TYPES[ino - NS_TYPE_DIR_BASE];
 }
 
 export interface StaticNode {
-  readonly ino: number;
+  readonly ino: Ino;
   readonly name: string;
-  readonly parent: number;
+  readonly parent: Ino;
   /** Subdirectories (static children), in listing order. */
-  readonly children: readonly number[];
+  readonly children: readonly Ino[];
 }
 
-function node(ino: number, name: string, parent: number, children: readonly number[] = []): StaticNode {
+function node(ino: Ino, name: string, parent: Ino, children: readonly Ino[] = []): StaticNode {
   return { ino, name, parent, children };
 }
 
 const nsTypeDirs = NS_TYPES.map((t) => nsTypeDir(t));
 
-export const STATIC_NODES: ReadonlyMap<number, StaticNode> = new Map<number, StaticNode>([
+export const STATIC_NODES: ReadonlyMap<Ino, StaticNode> = new Map<Ino, StaticNode>([
   [ROOT_DIR, node(ROOT_DIR, '', ROOT_DIR, [PID_DIR, NS_DIR, BY_INO_DIR])],
   [PID_DIR, node(PID_DIR, 'pid', ROOT_DIR)],
   [NS_DIR, node(NS_DIR, 'ns', ROOT_DIR, nsTypeDirs)],
-  ...NS_TYPES.map((t): [number, StaticNode] => [nsTypeDir(t), node(nsTypeDir(t), t, NS_DIR)]),
+  ...NS_TYPES.map((t): [Ino, StaticNode] => [nsTypeDir(t), node(nsTypeDir(t), t, NS_DIR)]),
   [BY_INO_DIR, node(BY_INO_DIR, 'by-ino', ROOT_DIR)],
 ]);
 
-export function isStatic(ino: number): boolean {
+export function isStatic(ino: Ino): boolean {
   return ino > 0 && ino < FIRST_DYNAMIC_INO;
 }
 
 /** The path of a static directory inside the mount ('/', '/pid', '/ns/net'). */
-export function staticPath(ino: number): string {
+export function staticPath(ino: Ino): string {
   const names: string[] = [];
   for (let n = STATIC_NODES.get(ino); n !== undefined && n.ino !== ROOT_DIR; n = STATIC_NODES.get(n.parent)) names.unshift(n.name);
   return `/${names.join('/')}`;
 }
 
 /** A static child of `parent` called `name`, if any. */
-export function staticChild(parent: number, name: string): StaticNode | undefined {
+export function staticChild(parent: Ino, name: string): StaticNode | undefined {
   const p = STATIC_NODES.get(parent);
   if (p === undefined) return undefined;
   for (const c of p.children) {
@@ -104,15 +104,15 @@ export function parseCanonical(name: string, min: number, max: number): number |
   return n;
 }
 
-export function parsePidName(name: string): number | undefined {
+export function parsePidName(name: string): Key | undefined {
   return parseCanonical(name, 1, MAX_PID);
 }
 
-export function parseInumName(name: string): number | undefined {
+export function parseInumName(name: string): Key | undefined {
   return parseCanonical(name, MIN_NS_INUM, MAX_NS_INUM);
 }
 
-export function parseInoName(name: string): number | undefined {
+export function parseInoName(name: string): Ino | undefined {
   return parseCanonical(name, FIRST_DYNAMIC_INO, Number.MAX_SAFE_INTEGER);
 }
 

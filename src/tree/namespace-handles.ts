@@ -97,7 +97,7 @@ export function nsIncarnation(nsId: string | null): Incarnation {
   return Number.isSafeInteger(n) && n > 0 ? n : 0;
 }
 
-export function namespaceIdentity(info: { inum: number; nsId: string | null }): Identity {
+export function namespaceIdentity(info: { inum: Key; nsId: string | null }): Identity {
   return { kind: NAMESPACE_KIND, key: info.inum, incarnation: nsIncarnation(info.nsId) };
 }
 
@@ -129,7 +129,7 @@ export class NamespaceHandles implements HandleKind {
   }
 
   /** Opens a hold on the namespace (racing callers share one open); null if it is unreachable. */
-  open(type: NsType, inum: number, nsId?: string): Promise<NsObject | null> {
+  open(type: NsType, inum: Key, nsId?: string): Promise<NsObject | null> {
     return this.flight.run(`${type}:${inum}:${nsId ?? ''}`, async () => {
       this.opens++;
       // An error (EMFILE, ...) propagates: the request answers EIO; it is no evidence of an end.
@@ -373,7 +373,7 @@ export class NamespaceHandles implements HandleKind {
     if (dormant.length === 0) return 0;
     const table = this.ctx.table;
     const refs = await this.source.list();
-    const typeOf = new Map<number, NsType>();
+    const typeOf = new Map<Key, NsType>();
     for (const r of refs) typeOf.set(r.inum, r.type);
     let dead = 0;
     const present: Array<[Inode<HandleObject>, NsType]> = [];

@@ -10,7 +10,7 @@
  */
 import type { Identity, Dentry, Inode } from '../core/inode.js';
 import { StaleIdentityError } from '../core/inode-table.js';
-import type { Ino, Key } from '../core/numbers.js';
+import type { Incarnation, Ino, Key } from '../core/numbers.js';
 import type { InodeRecord } from '../core/store.js';
 import { SingleFlight } from '../core/single-flight.js';
 import { NS_TYPES, type NsType, type ProcessEnding, type ProcessInfo, type ProcessPidfd, type ProcessSource } from '../sources/types.js';
@@ -63,7 +63,7 @@ export class ProcObject implements HandleObject {
   }
 }
 
-export function processIdentity(info: { pid: number; incarnation: number }): Identity {
+export function processIdentity(info: { pid: Key; incarnation: Incarnation }): Identity {
   return { kind: PROCESS_KIND, key: info.pid, incarnation: info.incarnation };
 }
 
@@ -73,7 +73,7 @@ export function hasExited(state: string): boolean {
 }
 
 /** Reads what identifies the process now under a pid, and its state (for sweeps of dormant inodes). */
-export type IncarnationReader = (pid: number) => Promise<{ incarnation: number; state: string } | null>;
+export type IncarnationReader = (pid: Key) => Promise<{ incarnation: Incarnation; state: string } | null>;
 
 /** Whether kill(2) would let `caller` signal a process with these uids (signal.c kill_ok_by_cred). */
 export function mayKill(caller: Caller, target: { real: number; saved: number }): boolean {
@@ -85,7 +85,7 @@ export class ProcessHandles implements HandleKind {
   readonly name = PROCESS_KIND;
   readonly dirs: readonly Ino[] = [PID_DIR];
   readonly holdsOnOpen = false;
-  private readonly flight = new SingleFlight<number, ProcObject | null>();
+  private readonly flight = new SingleFlight<Key, ProcObject | null>();
   private readonly readIncarnation: IncarnationReader;
   /** /proc reads done (for tests and stats). */
   reads = 0;
@@ -114,7 +114,7 @@ export class ProcessHandles implements HandleKind {
    * Reads the process (racing callers share one read). Null when the pid names no live process
    * (gone, a zombie, a thread); any inode the table holds for an older incarnation is marked dead.
    */
-  resolve(pid: number): Promise<ProcObject | null> {
+  resolve(pid: Key): Promise<ProcObject | null> {
     return this.flight.run(pid, async () => {
       this.reads++;
       const info = await this.source.read(pid);
@@ -139,13 +139,13 @@ export class ProcessHandles implements HandleKind {
   }
 
   /** The dentry of a trusted process handle under `pid` with one hold, without reading /proc; else null. */
-  acquireTrusted(pid: number): Dentry<HandleObject> | null {
+  acquireTrusted(pid: Key): Dentry<HandleObject> | null {
     const known = this.current(pid);
     return known !== undefined && this.trusted(known) ? this.ctx.table.get(known.dentry!) : null;
   }
 
   /** The dentry of process `pid` with one hold, or null if it does not exist. */
-  async acquire(pid: number): Promise<Dentry<HandleObject> | null> {
+  async acquire(pid: Key): Promise<Dentry<HandleObject> | null> {
     const known = this.acquireTrusted(pid);
     if (known !== null) return known;
     for (let attempt = 0; attempt < 2; attempt++) {

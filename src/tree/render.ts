@@ -4,6 +4,7 @@
  */
 import type { IdSet, NsType, ProcessEnding, ProcessInfo } from '../sources/types.js';
 import { NS_TYPES } from '../sources/types.js';
+import type { Generation, Ino, Key } from '../core/numbers.js';
 
 /** What a field says when the source could not read it. */
 export const UNREADABLE = 'unreadable';
@@ -62,8 +63,8 @@ export interface ProcessView {
   readonly dead: boolean;
   /** Per namespace type: the handle inode, NONE or UNREADABLE. */
   readonly ns: Readonly<Record<NsType, string>>;
-  readonly ino: number;
-  readonly generation: number;
+  readonly ino: Ino;
+  readonly generation: Generation;
   readonly handle: string;
   /** How it ended (dead handles only): ExitCode/ExitSignal, or ExitCode unknown. */
   readonly ending?: ProcessEnding | null;
@@ -98,11 +99,11 @@ export function renderProcess(v: ProcessView): string {
 export interface NamespaceView {
   readonly type: NsType;
   /** nsfs inode number. */
-  readonly inum: number;
+  readonly inum: Key;
   /** The kernel's 64-bit namespace id, or null if unknown. */
   readonly kernelId: string | null;
-  readonly ino: number;
-  readonly generation: number;
+  readonly ino: Ino;
+  readonly generation: Generation;
   /** Handle inode of the owning user namespace, NONE or UNREADABLE. */
   readonly owner: string;
   /** For pid and user namespaces: handle inode of the parent, NONE or UNREADABLE. */
@@ -135,6 +136,6 @@ function format(lines: ReadonlyArray<[string, string]>): string {
 }
 
 /** The fleet-unique name of a handle: machine id, boot id and handlefs inode number. */
-export function handleName(machineId: string, bootId: string, ino: number): string {
+export function handleName(machineId: string, bootId: string, ino: Ino): string {
   return `${machineId}:${bootId}:${ino}`;
 }
