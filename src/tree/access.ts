@@ -49,9 +49,6 @@ export interface Caller {
   readonly pid: number;
 }
 
-/** The service's own requests (library pins, sweeps): root. */
-export const ROOT_CALLER: Caller = Object.freeze({ uid: 0, gid: 0, pid: 0 });
-
 export function isPrivileged(caller: Caller): boolean {
   return caller.uid === 0;
 }

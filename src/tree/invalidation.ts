@@ -34,10 +34,6 @@ export class Invalidator {
     this.notifier = notifier;
   }
 
-  get attached(): boolean {
-    return this.notifier !== null;
-  }
-
   /** Drop the kernel's cached name `name` in directory `parent`. */
   entry(parent: Ino, name: string): void {
     const n = this.notifier;

@@ -60,8 +60,6 @@ export class NsObject implements HandleObject {
   timer: TimerHandle | null = null;
   /** INVAL_ENTRY was sent for the current idle period. */
   invalSent = false;
-  /** Number of times the hold was (re)opened for this object after the first. */
-  reopens = 0;
   /**
    * Root looked the handle up or opened it since its dentry was made: its lookups may be a bind
    * mount, which keeps the hold. Lookups of other users alone never keep it past the grace.
@@ -114,8 +112,6 @@ export class NamespaceHandles implements HandleKind {
   private readonly listFlight = new SingleFlight<number, NamespaceRef[]>();
   /** NamespaceSource.open calls (for tests and stats). */
   opens = 0;
-  /** Holds closed by the policy. */
-  closes = 0;
 
   constructor(
     private readonly ctx: TreeContext,
@@ -147,7 +143,6 @@ export class NamespaceHandles implements HandleKind {
     loser.handle = null;
     if (winner !== undefined && winner !== loser && !winner.held && winner.info.nsId === loser.info.nsId) {
       winner.handle = h;
-      winner.reopens++;
     } else {
       h.close();
     }
@@ -261,7 +256,6 @@ export class NamespaceHandles implements HandleKind {
     }
     o.handle = fresh.handle;
     fresh.handle = null;
-    o.reopens++;
     return true;
   }
 
@@ -355,10 +349,7 @@ export class NamespaceHandles implements HandleKind {
     o.timer = null;
     const h = o.handle;
     o.handle = null;
-    if (h !== null && !h.closed) {
-      h.close();
-      this.closes++;
-    }
+    if (h !== null && !h.closed) h.close();
     if (o.info.nsId === null) {
       const inode = this.ctx.table.inode(o.ino);
       if (inode !== undefined && inode.object === o && inode.dentry === null) this.ctx.table.markDead(inode);
