@@ -16,7 +16,8 @@ export interface HandleObject {
   ino: Ino;
 }
 
-// The table of kinds decides how incarnations compare; re-exported for the container wiring.
+// The table of kinds (kinds.ts) decides how incarnations compare; re-exported here only for
+// tree/factory.ts, which is to go.
 export { INCARNATIONS } from './kinds.js';
 
 export interface TreeContext {

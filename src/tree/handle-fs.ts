@@ -33,7 +33,7 @@ import {
   type StatfsReply,
 } from '../fuse/types.js';
 import type { HostIds, NamespaceSource, ProcessSource } from '../sources/types.js';
-import { INCARNATIONS, putAll, type HandleObject, type TreeContext } from './context.js';
+import { putAll, type HandleObject, type TreeContext } from './context.js';
 import { mapLimit } from '../util/map-limit.js';
 import { Invalidator } from './invalidation.js';
 import {
@@ -49,7 +49,7 @@ import {
   staticPath,
 } from './layout.js';
 import { ActionError, type Caller as ActionCaller, type EnterTarget } from './actions.js';
-import { KindTable, type HandleKind } from './kinds.js';
+import { INCARNATIONS, KindTable, type HandleKind } from './kinds.js';
 import { NAMESPACE_KIND, nsIncarnation, type HeldNamespace, type NamespaceHandles } from './namespace-handles.js';
 import { PROCESS_KIND, type IncarnationReader, type ProcessHandles } from './process-handles.js';
 import { AccessPolicy, isPrivileged, type Caller, type HidePid } from './access.js';
