@@ -292,9 +292,13 @@ export class InodeTable<T> {
     return { kept, pruned };
   }
 
-  /** Inodes in the table, in no particular order. */
-  inodes(): IterableIterator<Inode<T>> {
-    return this.byIno.values();
+  /** Inodes in the table (of one kind, if named), in no particular order. */
+  inodes(kind?: string): IterableIterator<Inode<T>> {
+    return kind === undefined ? this.byIno.values() : this.inodesOf(kind);
+  }
+
+  private *inodesOf(kind: string): IterableIterator<Inode<T>> {
+    for (const inode of this.byIno.values()) if (inode.kind === kind) yield inode;
   }
 
   // ---- durability ----

@@ -519,9 +519,9 @@ export class NamespaceHandles implements HandleKind {
     const type = nsTypeOfDir(dir)!;
     const inums = new Set<Key>();
     for (const r of await this.source.list()) if (r.type === type) inums.add(r.inum);
-    for (const inode of this.ctx.table.inodes()) {
+    for (const inode of this.ctx.table.inodes(this.name)) {
       const o = this.objectOf(inode);
-      if (inode.kind === this.name && o !== undefined && o.type === type && o.held && !this.ctx.table.isDead(inode)) inums.add(inode.key);
+      if (o !== undefined && o.type === type && o.held && !this.ctx.table.isDead(inode)) inums.add(inode.key);
     }
     return [...inums].sort((a, b) => a - b);
   }
@@ -551,9 +551,9 @@ export class NamespaceHandles implements HandleKind {
   /** Namespaces handlefs holds open now, with what references each handle (for status). */
   held(): HeldNamespace[] {
     const out: HeldNamespace[] = [];
-    for (const inode of this.ctx.table.inodes()) {
+    for (const inode of this.ctx.table.inodes(this.name)) {
       const o = this.objectOf(inode);
-      if (inode.kind !== this.name || o === undefined || !o.held) continue;
+      if (o === undefined || !o.held) continue;
       const d = inode.dentry;
       out.push({
         ino: inode.ino,
