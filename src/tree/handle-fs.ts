@@ -432,7 +432,7 @@ export class HandleTree implements LowLevelFileSystem {
     };
   }
 
-  /** Attributes of a handle, mirroring /proc: a process's status is 0444 owned by its effective ids; ns files are 0400 root. */
+  /** Attributes of a handle: mode, owner and times are its kind's (mirroring /proc), the rest the tree's. */
   attrOf(inode: Inode<HandleObject>): Attr {
     const a = this.kinds.of(inode)?.attr(inode);
     const t = a?.timeMs ?? this.startMs;
