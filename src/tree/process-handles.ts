@@ -63,6 +63,11 @@ export class ProcObject implements HandleObject {
   }
 }
 
+/** The object of a process inode: the core keys its index by kind, so it is a ProcObject, or undefined (restored, not seen since). */
+function procOf(inode: Inode<HandleObject>): ProcObject | undefined {
+  return inode.object as ProcObject | undefined;
+}
+
 export function processIdentity(info: { pid: Key; incarnation: Incarnation }): Identity {
   return { kind: PROCESS_KIND, key: info.pid, incarnation: info.incarnation };
 }
@@ -134,8 +139,8 @@ export class ProcessHandles implements HandleKind {
 
   /** True when the inode can be used without reading /proc: the kernel holds it and its exit is watched. */
   trusted(inode: Inode<HandleObject>): boolean {
-    const o = inode.object;
-    return inode.dentry !== null && o instanceof ProcObject && o.unwatch !== null && !this.ctx.table.isDead(inode);
+    const o = procOf(inode);
+    return inode.dentry !== null && o !== undefined && o.unwatch !== null && !this.ctx.table.isDead(inode);
   }
 
   /** The dentry of a trusted process handle under `pid` with one hold, without reading /proc; else null. */
@@ -188,15 +193,15 @@ export class ProcessHandles implements HandleKind {
       if (err instanceof StaleIdentityError) return null;
       throw err;
     }
-    const winner = d.object;
-    if (winner !== obj && winner instanceof ProcObject) winner.info = obj.info;
+    const winner = d.object as ProcObject;
+    if (winner !== obj) winner.info = obj.info;
     return d;
   }
 
   /** Starts the exit watch of a referenced, live process handle (idempotent). */
   engage(d: Dentry<HandleObject>): void {
-    const o = d.object;
-    if (!(o instanceof ProcObject) || o.unwatch !== null || d.released || this.ctx.table.isDead(d.inode)) return;
+    const o = d.object as ProcObject;
+    if (o.unwatch !== null || d.released || this.ctx.table.isDead(d.inode)) return;
     const identity = processIdentity(o.info);
     let fired = false;
     const onExit = (): void => {
@@ -230,8 +235,8 @@ export class ProcessHandles implements HandleKind {
 
   /** How the process ended: null while it runs; 'unknown' where no pidfd saw the exit. */
   ending(inode: Inode<HandleObject>): ProcessEnding | null {
-    const o = inode.object;
-    if (!(o instanceof ProcObject)) return null;
+    const o = procOf(inode);
+    if (o === undefined) return null;
     if (o.ended !== null) return o.ended;
     const dead = this.ctx.table.isDead(inode);
     let e: ProcessEnding = { state: 'unknown' };
@@ -250,15 +255,14 @@ export class ProcessHandles implements HandleKind {
   // ---- actions (the per-kind table in actions.ts) ----
 
   poll(inode: Inode<HandleObject>, kh: number | undefined): number {
-    const o = inode.object;
-    if (this.ctx.table.isDead(inode) || !(o instanceof ProcObject)) return POLLIN | POLLRDNORM;
+    const o = procOf(inode);
+    if (this.ctx.table.isDead(inode) || o === undefined) return POLLIN | POLLRDNORM;
     if (kh !== undefined) o.pollers.add(kh);
     return 0;
   }
 
   forgetPoller(inode: Inode<HandleObject>, kh: number): void {
-    const o = inode.object;
-    if (o instanceof ProcObject) o.pollers.delete(kh);
+    procOf(inode)?.pollers.delete(kh);
   }
 
   /** Signals exactly this process through the pidfd held for it, if kill(2) would let the caller. */
@@ -334,8 +338,8 @@ export class ProcessHandles implements HandleKind {
   }
 
   private object(inode: Inode<HandleObject>): ProcObject {
-    const o = inode.object;
-    if (!(o instanceof ProcObject)) throw new ActionError('ESTALE', 'the handle is gone');
+    const o = procOf(inode);
+    if (o === undefined) throw new ActionError('ESTALE', 'the handle is gone');
     return o;
   }
 
@@ -457,7 +461,7 @@ export class ProcessHandles implements HandleKind {
 
   /** The process exited: stop watching, wake pollers and waiters. */
   dead(inode: Inode<HandleObject>): void {
-    const o = inode.object as ProcObject | undefined;
+    const o = procOf(inode);
     if (o === undefined) return;
     this.stopWatch(o);
     this.exited(o);
@@ -465,7 +469,7 @@ export class ProcessHandles implements HandleKind {
 
   /** Mirroring /proc: the status file is 0444, owned by the process's effective ids. */
   attr(inode: Inode<HandleObject>): HandleAttr {
-    const o = inode.object as ProcObject | undefined;
+    const o = procOf(inode);
     if (o === undefined) return { mode: S_FILE_PROCESS, uid: 0, gid: 0 };
     return { mode: S_FILE_PROCESS, uid: o.info.uid?.effective ?? 0, gid: o.info.gid?.effective ?? 0, timeMs: o.seenMs };
   }
