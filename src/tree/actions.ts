@@ -1,7 +1,7 @@
 /**
  * What a handle can do besides being read, per kind: poll for readiness, name the namespaces to
  * enter or bind, signal and wait. Part of each kind's table of operations (HandleKind in
- * kinds.ts): the tree reaches them through the kind, never by branching on it.
+ * kind.ts): the tree reaches them through the kind, never by branching on it.
  */
 import type { Inode } from '../core/inode.js';
 import type { Key } from '../core/numbers.js';

@@ -8,7 +8,7 @@ import type { AccessPolicy } from './access.js';
 import type { Invalidator } from './invalidation.js';
 import type { Timers } from './timers.js';
 
-/** What the tree keeps per inode (the table's `T`): each kind's own object (kinds.ts). */
+/** What the tree keeps per inode (the table's `T`): each kind's own object (kind.ts). */
 export interface HandleObject {
   /** The kind's name (the core's kind of the inode). */
   readonly kind: string;

@@ -49,7 +49,8 @@ import {
   staticPath,
 } from './layout.js';
 import { ActionError, type Caller as ActionCaller, type EnterTarget } from './actions.js';
-import { INCARNATIONS, KindTable, type HandleKind } from './kinds.js';
+import type { HandleKind } from './kind.js';
+import { INCARNATIONS, KindTable } from './kinds.js';
 import { NAMESPACE_KIND, nsIncarnation, type HeldNamespace, type NamespaceHandles } from './namespace-handles.js';
 import { PROCESS_KIND, type IncarnationReader, type ProcessHandles } from './process-handles.js';
 import { AccessPolicy, isPrivileged, type Caller, type HidePid } from './access.js';

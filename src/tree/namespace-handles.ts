@@ -25,7 +25,7 @@ import { mapLimit } from '../util/map-limit.js';
 import type { Caller } from './access.js';
 import { ActionError, type EnterTarget } from './actions.js';
 import type { HandleObject, TreeContext } from './context.js';
-import type { HandleAttr, HandleDescription, HandleKind, HandleKindEntry } from './kinds.js';
+import type { HandleAttr, HandleDescription, HandleKind, HandleKindEntry } from './kind.js';
 import { BY_INO_DIR, MAX_NS_INUM, MIN_NS_INUM, nsTypeDir, nsTypeOfDir, parseInumName } from './layout.js';
 import { handleName, NONE, renderNamespace, UNREADABLE } from './render.js';
 import type { TimerHandle } from './timers.js';
@@ -429,7 +429,7 @@ export class NamespaceHandles implements HandleKind {
     throw new ActionError('EINVAL', 'a namespace handle names no process to wait for');
   }
 
-  // ---- the rest of the kind's table (kinds.ts) ----
+  // ---- the rest of the kind's operations (HandleKind, kind.ts) ----
 
   parseName(name: string): Key | undefined {
     return parseInumName(name);

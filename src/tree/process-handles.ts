@@ -19,7 +19,7 @@ import { mapLimit } from '../util/map-limit.js';
 import { mayInspect, type Caller as AccessCaller } from './access.js';
 import { ActionError, type Caller, type EnterTarget } from './actions.js';
 import type { HandleObject, TreeContext } from './context.js';
-import type { HandleAttr, HandleDescription, HandleKind, HandleKindEntry } from './kinds.js';
+import type { HandleAttr, HandleDescription, HandleKind, HandleKindEntry, KindOptions } from './kind.js';
 import { MAX_PID, parsePidName, PID_DIR } from './layout.js';
 import { NAMESPACE_KIND, type NamespaceHandles } from './namespace-handles.js';
 import { handleName, HIDDEN, NONE, renderProcess, UNREADABLE } from './render.js';
@@ -78,7 +78,7 @@ export function hasExited(state: string): boolean {
 }
 
 /** Reads what identifies the process now under a pid, and its state (for sweeps of dormant inodes). */
-export type IncarnationReader = (pid: Key) => Promise<{ incarnation: Incarnation; state: string } | null>;
+export type IncarnationReader = NonNullable<KindOptions['readIncarnation']>;
 
 /** Whether kill(2) would let `caller` signal a process with these uids (signal.c kill_ok_by_cred). */
 export function mayKill(caller: Caller, target: { real: number; saved: number }): boolean {
@@ -426,7 +426,7 @@ export class ProcessHandles implements HandleKind {
     return dead;
   }
 
-  // ---- the rest of the kind's table (kinds.ts) ----
+  // ---- the rest of the kind's operations (HandleKind, kind.ts) ----
 
   parseName(name: string): Key | undefined {
     return parsePidName(name);
