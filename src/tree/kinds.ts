@@ -25,7 +25,8 @@ export const INCARNATIONS: Readonly<Record<string, IncarnationOrder>> = Object.f
 
 /** The kinds of one tree, by name and by the directories they list. */
 export class KindTable {
-  private readonly byName = new Map<string, HandleKind>();
+  /** In build order; searched by name (a handful: cheaper than a string-keyed Map on every request). */
+  private readonly kinds: HandleKind[] = [];
   private readonly byDir = new Map<Ino, HandleKind>();
 
   constructor(setup: Omit<KindSetup, 'kind'>, entries: readonly HandleKindEntry[] = HANDLE_KINDS) {
@@ -33,7 +34,8 @@ export class KindTable {
     for (const e of entries) {
       const kind = e.create(full);
       if (kind.name !== e.name) throw new Error(`handle kind "${e.name}" built as "${kind.name}"`);
-      this.byName.set(kind.name, kind);
+      if (this.find(kind.name) !== undefined) throw new Error(`handle kind "${kind.name}" is in the table twice`);
+      this.kinds.push(kind);
       for (const dir of kind.dirs) {
         if (this.byDir.has(dir)) throw new Error(`directory ${dir} is listed by two handle kinds`);
         this.byDir.set(dir, kind);
@@ -43,7 +45,7 @@ export class KindTable {
 
   /** The kind of an inode (undefined for a kind this tree does not make). */
   of(inode: { readonly kind: string }): HandleKind | undefined {
-    return this.byName.get(inode.kind);
+    return this.find(inode.kind);
   }
 
   /** The kind whose handles `dir` lists, if it is such a directory. */
@@ -52,12 +54,18 @@ export class KindTable {
   }
 
   named<K extends HandleKind>(name: string): K {
-    const kind = this.byName.get(name);
-    if (kind === undefined) throw new Error(`no handle kind "${name}" (built so far: ${[...this.byName.keys()].join(', ')})`);
+    const kind = this.find(name);
+    if (kind === undefined) throw new Error(`no handle kind "${name}" (built so far: ${this.kinds.map((k) => k.name).join(', ')})`);
     return kind as K;
   }
 
   all(): IterableIterator<HandleKind> {
-    return this.byName.values();
+    return this.kinds.values();
+  }
+
+  private find(name: string): HandleKind | undefined {
+    const all = this.kinds;
+    for (let i = 0; i < all.length; i++) if (all[i]!.name === name) return all[i];
+    return undefined;
   }
 }
