@@ -66,19 +66,44 @@ test('a listing running while processes come and go neither skips survivors nor 
   );
 });
 
-test('READDIRPLUS produces only what fits, reads /proc only for those, and counts one lookup each', async (t) => {
+test('READDIRPLUS produces only what fits and counts one lookup each; the next reply\'s processes are registered ahead, not revealed', async (t) => {
   const h = makeTree();
   const ps = Array.from({ length: 20 }, () => h.host.start());
   const size = direntSize('.', true) + direntSize('..', true) + 3 * direntSize(String(ps[0]!.pid), true);
   const { fh } = h.tree.opendir(rc(), PID_DIR, 0);
   const batch = await h.tree.readdir(rc(), PID_DIR, fh, 0, size, true);
   t.deepEqual(batch.map((e) => e.name), ['.', '..', '1', String(ps[0]!.pid), String(ps[1]!.pid)]);
-  t.is(h.tree.processes.reads, 3);
   for (const e of batch.slice(2)) t.is(h.table.dentry(e.entry!.nodeId)!.lookups, 1);
   t.is(batch[0]!.entry, undefined, '"." carries no reference');
+  const reads = h.tree.processes.reads;
+  t.is(reads, 3 + 18, 'the 18 processes after the reply were read ahead');
+  const ahead = ps.slice(2).map((p) => h.table.findByKey('process', p.pid)!);
+  t.true(ahead.every((i) => i.dentry !== null && i.dentry.lookups === 0), 'numbered and held, but no kernel reference');
+  t.true(ahead.every((i, k) => k === 0 || i.ino > ahead[k - 1]!.ino), 'numbered in listing order');
   const next = await h.tree.readdir(rc(), PID_DIR, fh, batch[4]!.offset, size, true);
   t.is(next[0]!.name, String(ps[2]!.pid));
-  t.is(h.host.pendingExitWatches, 3 + next.length, 'READDIRPLUS entries are kernel references: watched');
+  t.is(next[0]!.entry!.nodeId, ahead[0]!.ino, 'the number registered ahead is the one revealed');
+  t.is(h.tree.processes.reads, reads, 'registered entries are not read again');
+  h.tree.releasedir(rc(), PID_DIR, fh);
+  t.is(h.host.pendingExitWatches, 3 + next.length, 'READDIRPLUS entries are kernel references: watched; what was only registered ahead is let go');
+  t.is(h.table.findByKey('process', ps[19]!.pid)!.dentry, null);
+});
+
+test('a process registered ahead that exits before its reply is skipped, and its hold given back', async (t) => {
+  const h = makeTree();
+  const ps = Array.from({ length: 6 }, () => h.host.start());
+  const size = direntSize('.', false) + direntSize('..', false) + 2 * direntSize(String(ps[0]!.pid), false);
+  const { fh } = h.tree.opendir(rc(), PID_DIR, 0);
+  const first = await h.tree.readdir(rc(), PID_DIR, fh, 0, size, false);
+  t.deepEqual(first.slice(2).map((e) => e.name), ['1', String(ps[0]!.pid)]);
+  const registered = h.table.findByKey('process', ps[1]!.pid)!;
+  t.not(registered.dentry, null, 'registered ahead');
+  h.host.exit(ps[1]!.pid);
+  const rest = await h.tree.readdir(rc(), PID_DIR, fh, first.at(-1)!.offset, 4096, false);
+  t.deepEqual(rest.map((e) => e.name), ps.slice(2).map((p) => String(p.pid)));
+  t.true(h.table.isDead(registered));
+  h.tree.releasedir(rc(), PID_DIR, fh);
+  t.true(ps.slice(2).every((p) => h.table.findByKey('process', p.pid)!.dentry === null), 'every hold given back');
 });
 
 test('plain READDIR: d_ino is the number, instantiated without a lookup count', async (t) => {

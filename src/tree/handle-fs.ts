@@ -153,6 +153,14 @@ interface DirState {
   readonly uid: number;
   /** Keys (pids, inums) or inode numbers (by-ino/) listed at offset 0, for the rest of the listing. */
   keys: Array<Key | Ino> | null;
+  /**
+   * Handles of the next reply, registered ahead (read, numbered, watched, held) while the
+   * current one was filled, so that their rows commit while the kernel takes the current reply
+   * and the next reply waits for no fsync. Absent for a READDIR without OPENDIR.
+   */
+  ahead?: Map<number, Dentry<HandleObject>>;
+  /** Released (or the tree stopped): nothing more is registered ahead for it. */
+  closed?: boolean;
 }
 
 const R_OK = 4;
@@ -161,6 +169,8 @@ const X_OK = 1;
 const S_DIR = S_IFDIR | 0o555;
 /** Handles resolved per batch while filling a listing. */
 const LIST_BATCH = 64;
+/** Handles registered ahead of the reply being filled (about one more reply's worth). */
+const LIST_AHEAD = 64;
 
 function fail(errno: number, message?: string): never {
   throw new FuseError(errno, message);
@@ -299,7 +309,10 @@ export class HandleTree implements LowLevelFileSystem {
     this.invalidator.attach(null);
     // The connection is gone: the kernel dropped every lookup and closed every file implicitly.
     for (const st of this.files.values()) {
-      if (st.kind !== 'file') continue;
+      if (st.kind !== 'file') {
+        this.dropAhead(st);
+        continue;
+      }
       st.holdTimer?.cancel();
       if (st.counted) this.table.close(st.dentry);
     }
@@ -930,7 +943,7 @@ export class HandleTree implements LowLevelFileSystem {
     if (!STATIC_NODES.has(nodeId)) fail(this.table.inode(nodeId) !== undefined ? Errno.ENOTDIR : Errno.ENOENT);
     if (!isPrivileged(ctx)) this.countOpen(ctx.uid, false);
     const fh = this.nextFh++;
-    this.files.set(fh, { kind: 'dir', ino: nodeId, uid: ctx.uid, keys: null });
+    this.files.set(fh, { kind: 'dir', ino: nodeId, uid: ctx.uid, keys: null, ahead: new Map() });
     return { fh };
   }
 
@@ -938,7 +951,16 @@ export class HandleTree implements LowLevelFileSystem {
     const st = this.files.get(fh);
     if (st === undefined || st.kind !== 'dir') return;
     this.files.delete(fh);
+    this.dropAhead(st);
     if (st.uid !== 0) this.uncountOpen(st.uid, false);
+  }
+
+  /** Gives back the holds of handles registered ahead for a listing (it ended, or starts over). */
+  private dropAhead(st: DirState): void {
+    st.closed = true;
+    if (st.ahead === undefined || st.ahead.size === 0) return;
+    putAll(this.table, [...st.ahead.values()]);
+    st.ahead.clear();
   }
 
   async readdir(ctx: RequestContext, nodeId: Ino, fh: number, offset: number, size: number, plus: boolean): Promise<DirEntry[]> {
@@ -977,15 +999,19 @@ export class HandleTree implements LowLevelFileSystem {
       }
       return out;
     }
-    if (offset === 0 || st.keys === null) st.keys = await this.listKeys(nodeId);
+    if (offset === 0 || st.keys === null) {
+      if (st.ahead !== undefined) putAll(this.table, [...st.ahead.values()]);
+      st.ahead?.clear();
+      st.keys = await this.listKeys(nodeId);
+    }
     const keys = st.keys;
     if (nodeId === BY_INO_DIR) {
       // Cookie = the number itself (>= 1024, so never 1 or 2).
-      return this.fill(out, budget, keys, offset, (k) => k, plus, (ino) => this.acquireIno(ino), show, root);
+      return this.fill(st, out, budget, keys, offset, (k) => k, plus, (ino) => this.acquireIno(ino), show, root);
     }
     // Cookie = key + 2: a listing resumes after the last key it showed, whoever came and went.
     const kind = this.kinds.forDir(nodeId)!;
-    return this.fill(out, budget, keys, offset, (k) => k + 2, plus, (key) => kind.acquireIn(nodeId, key), show, root);
+    return this.fill(st, out, budget, keys, offset, (k) => k + 2, plus, (key) => kind.acquireIn(nodeId, key), show, root);
   }
 
   /** Which handles a listing shows the caller: all, or (hidepid=invisible) those it may inspect. */
@@ -1010,8 +1036,11 @@ export class HandleTree implements LowLevelFileSystem {
    * Adds handle entries after cookie `offset`, resolving only as many as can fit in the reply.
    * Plain READDIR: each entry's number is instantiated (held, then put) so d_ino agrees with
    * stat. READDIRPLUS: each entry is one lookup. Numbers are durable before this returns.
+   * Then the handles of the next reply are registered ahead (see DirState.ahead); nothing of
+   * theirs is revealed here: each number reaches the kernel only in a reply that checks its row.
    */
   private async fill(
+    st: DirState,
     out: DirEntry[],
     budget: { left: number },
     keys: readonly number[],
@@ -1038,7 +1067,7 @@ export class HandleTree implements LowLevelFileSystem {
         }
         if (batch.length === 0) break;
         const found = await mapLimit(batch, this.ctx.concurrency, (k) =>
-          acquire(k).catch((err: unknown) => {
+          this.takeAhead(st, k, acquire).catch((err: unknown) => {
             this.log.debug({ err, key: k }, 'listing: entry skipped');
             return null;
           }),
@@ -1059,6 +1088,7 @@ export class HandleTree implements LowLevelFileSystem {
           out.push({ name, ino: d.ino, type: S_IFREG, offset: cookieOf(key), ...(plus ? { entry: this.entryOf(d) } : {}) });
         }
       }
+      await this.registerAhead(st, keys, i, acquire);
       try {
         await this.durable(held.map((d) => d.ino));
       } catch (err) {
@@ -1070,6 +1100,54 @@ export class HandleTree implements LowLevelFileSystem {
       putAll(this.table, held);
     }
   }
+
+  /** The handle registered ahead under `key` (its hold passes to the caller) if it still lives; else a fresh acquire. */
+  private takeAhead(st: DirState, key: number, acquire: (key: number) => Promise<Dentry<HandleObject> | null>): Promise<Dentry<HandleObject> | null> {
+    const d = st.ahead?.get(key);
+    if (d === undefined) return acquire(key);
+    st.ahead!.delete(key);
+    if (!this.table.isDead(d.inode)) return Promise.resolve(d);
+    this.table.put(d);
+    return acquire(key);
+  }
+
+  /**
+   * Registration ahead of lookup: reads, numbers and watches the handles of keys[from..] (up to
+   * LIST_AHEAD), holding each, and starts the commit of their rows without waiting for it. Their
+   * exits are seen as for any watched handle (takeAhead skips the dead). Entries of keys before
+   * `from` that were never used (the kernel asked from another offset) are given back.
+   */
+  private async registerAhead(st: DirState, keys: readonly number[], from: number, acquire: (key: number) => Promise<Dentry<HandleObject> | null>): Promise<void> {
+    const ahead = st.ahead;
+    if (ahead === undefined || st.closed === true || this.stopped) return;
+    const want = new Set(keys.slice(from, from + LIST_AHEAD));
+    for (const [k, d] of ahead) {
+      if (want.has(k)) continue;
+      ahead.delete(k);
+      this.table.put(d);
+    }
+    const todo = [...want].filter((k) => !ahead.has(k));
+    if (todo.length === 0) return;
+    const found = await mapLimit(todo, this.ctx.concurrency, (k) => acquire(k).catch(() => null));
+    for (let j = 0; j < todo.length; j++) {
+      const d = found[j];
+      if (d === null || d === undefined) continue;
+      // The directory may have been released while the reads ran.
+      if (isClosed(st) || this.stopped || ahead.has(todo[j]!)) {
+        this.table.put(d);
+        continue;
+      }
+      this.engage(d, false);
+      ahead.set(todo[j]!, d);
+    }
+    const p = this.table.durableOf([...ahead.values()].map((d) => d.ino));
+    p?.catch(() => {}); // a failed commit is retried with the next one, which the next reply awaits
+  }
+}
+
+/** Whether a listing's directory was released (read afresh: it changes across an await). */
+function isClosed(st: DirState): boolean {
+  return st.closed === true;
 }
 
 /** First index whose element satisfies `pred` (which must be false then true along the array). */
