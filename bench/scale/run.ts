@@ -69,6 +69,8 @@ const COUNTS = listArg('procs', [10000, 100000]);
 const THREADS = arg('threads', 2);
 const IDLE_SECONDS = arg('idle-seconds', 11);
 const WRITE = flag('write');
+/** Register with `ls -l` even when N exceeds the service's descriptors (shows what happens past the limit). */
+const LS_OVER_LIMIT = flag('ls-over-limit');
 
 // ---------- pid_max: raised for the run, restored in every outcome ----------
 
@@ -322,6 +324,18 @@ interface Snapshot {
 
 /** Waits IDLE_SECONDS (one sweep or more) measuring the serving process's CPU, then takes a snapshot. */
 async function snapshot(s: Service, phase: string, idle = true): Promise<Snapshot> {
+  try {
+    return await snapshotOrThrow(s, phase, idle);
+  } catch (e) {
+    const why = (e as { stderr?: string }).stderr?.trim().split('\n')[0] ?? String(e);
+    console.error(`snapshot "${phase}": ${why}`);
+    const nan = { rss: NaN, hwm: NaN };
+    const server = [...servers].at(-1);
+    return { phase: `${phase} — status failed: ${why}`, rows: NaN, handles: NaN, server: memKiB(server), keeper: memKiB(s.keeper.pid), standby: nan, heapUsed: NaN, heapTotal: NaN, external: NaN, fds: server ? fdCount(server) : NaN, stateBytes: NaN, idleCpu: NaN };
+  }
+}
+
+async function snapshotOrThrow(s: Service, phase: string, idle: boolean): Promise<Snapshot> {
   let st = status(s);
   let idleCpu = NaN;
   if (idle) {
@@ -445,22 +459,26 @@ async function runCount(n: number, bins: { procs: string }, base: string, log: s
     await sleep(1000);
     const st0 = status(s);
     r.fdLimit = nofile(st0.pid);
-    r.room = Math.max(1000, r.fdLimit - fdCount(st0.pid) - r.machineProcs - 500);
+    r.room = Math.max(1000, r.fdLimit - fdCount(st0.pid) - (r.machineProcs - n) - 500);
     r.snaps.push(await snapshot(s, 'started, no handles', false));
     loadNow('start');
 
-    // Registration: every process a live handle (as many as the descriptors allow).
-    const ls = timeLs(`${mnt}/pid`);
-    r.register.lsMs = ls.ms;
-    r.register.lsEio = ls.eio;
-    const reg = await procs.statAll(mnt, THREADS, statFile);
-    remember(reg.inos);
-    Object.assign(r.register, { statMs: reg.ms, ok: reg.ok, failed: reg.failed, errno: reg.errno });
-    console.error(
-      `n=${n}: ls -l ${(ls.ms / 1000).toFixed(1)} s (${ls.eio} EIO); then stat of all ${reg.ms.toFixed(0)} ms, ${reg.ok} ok, ${reg.failed} failed (first: pid ${reg.firstPid}, errno ${reg.errno}); descriptor limit ${r.fdLimit}, room ${r.room}`,
-    );
-    r.snaps.push(await snapshot(s, `after \`ls -l\` of ${n} processes`));
-    loadNow('registered');
+    // Registration: every process a live handle, when the descriptors allow (each costs one).
+    if (n <= r.room || LS_OVER_LIMIT) {
+      const ls = timeLs(`${mnt}/pid`);
+      r.register.lsMs = ls.ms;
+      r.register.lsEio = ls.eio;
+      const reg = await procs.statAll(mnt, THREADS, statFile);
+      remember(reg.inos);
+      Object.assign(r.register, { statMs: reg.ms, ok: reg.ok, failed: reg.failed, errno: reg.errno });
+      console.error(
+        `n=${n}: ls -l ${(ls.ms / 1000).toFixed(1)} s (${ls.eio} EIO); then stat of all ${reg.ms.toFixed(0)} ms, ${reg.ok} ok, ${reg.failed} failed (first: pid ${reg.firstPid}, errno ${reg.errno}); descriptor limit ${r.fdLimit}, room ${r.room}`,
+      );
+      r.snaps.push(await snapshot(s, `after \`ls -l\` of ${n} processes`));
+      loadNow('registered');
+    } else {
+      console.error(`n=${n}: more processes than the service's descriptors allow (limit ${r.fdLimit}, room ${r.room}): registering ${r.room} at a time (--ls-over-limit to list them all at once)`);
+    }
 
     if (known.size < n) {
       // Rows for the rest: a cold start for each part that fits in the descriptors.
@@ -469,14 +487,20 @@ async function runCount(n: number, bins: { procs: string }, base: string, log: s
       for (let from = 0; from < n; from += r.room) {
         const to = Math.min(n, from + r.room);
         if (procs.pids.slice(from, to).every((p) => known.has(p))) continue;
-        await stopService(s);
-        s = null;
-        s = startMount(mnt, state, runtime, log);
-        await firstAnswer(s, 'pid');
+        if (cycles > 0 || r.snaps.length > 1) {
+          await stopService(s);
+          s = null;
+          s = startMount(mnt, state, runtime, log);
+          await firstAnswer(s, 'pid');
+        }
         held = { from, to };
         const c = await statHeld();
         cycles++;
-        console.error(`n=${n}: fill ${from}..${to}: ${c.ms.toFixed(0)} ms, ${c.failed} failed`);
+        console.error(`n=${n}: part ${from}..${to}: stat ${c.ms.toFixed(0)} ms, ${c.failed} failed`);
+        if (cycles === 1 && r.snaps.length === 1) {
+          r.snaps.push(await snapshot(s, `after a stat of ${to - from} processes (fresh service)`));
+          loadNow('first part');
+        }
       }
       r.fill = { ms: performance.now() - f0, cycles, missing: procs.pids.filter((p) => !known.has(p)).length };
       r.snaps.push(await snapshot(s, `rows for all ${n} (cold starts, ${r.room} at a time); the last part held`));
@@ -581,10 +605,11 @@ function report(results: PerCount[], t0: number): void {
   L.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of results) {
     const g = r.register;
-    L.push(`| ${r.n} (${r.machineProcs}) | ${r.fdLimit} (${r.room}) | ${(g.lsMs / 1000).toFixed(1)} | ${((g.lsMs * 1000) / r.machineProcs).toFixed(0)} | ${g.lsEio} | ${g.statMs.toFixed(0)} | ${g.ok} | ${g.failed}${g.failed ? ` (${g.errno})` : ''} |`);
+    if (Number.isNaN(g.lsMs)) L.push(`| ${r.n} (${r.machineProcs}) | ${r.fdLimit} (${r.room}) | not run: more processes than descriptors | | | | | |`);
+    else L.push(`| ${r.n} (${r.machineProcs}) | ${r.fdLimit} (${r.room}) | ${(g.lsMs / 1000).toFixed(1)} | ${((g.lsMs * 1000) / r.machineProcs).toFixed(0)} | ${g.lsEio} | ${g.statMs.toFixed(0)} | ${g.ok} | ${g.failed}${g.failed ? ` (${g.errno})` : ''} |`);
   }
   for (const r of results) {
-    if (r.fill) L.push(`\n${r.n} processes do not fit in ${r.fdLimit} descriptors: rows for the rest were made through ${r.fill.cycles} cold starts (${(r.fill.ms / 1000).toFixed(0)} s); ${r.fill.missing} processes never got a number.`);
+    if (r.fill) L.push(`\n${r.n} processes do not fit in the service's ${r.fdLimit} descriptors: registered ${r.room} at a time (a stat of each, ${THREADS} threads), with a cold start between parts, ${r.fill.cycles} parts in ${(r.fill.ms / 1000).toFixed(0)} s; ${r.fill.missing} processes never got a number.`);
   }
   L.push('');
   L.push('Memory (MiB; RSS = VmRSS, HWM = VmHWM; heap from `status --prometheus`, not after a GC). Rows: process handles in the table (restored rows included); held: those the kernel holds. Idle CPU: seconds the serving process used over an idle window:');
@@ -605,7 +630,7 @@ function report(results: PerCount[], t0: number): void {
   L.push('| --- | --- | --- | --- | --- | --- | --- |');
   for (const r of results) {
     const base = r.snaps[0]!;
-    const reg = find(r, 'after `ls -l`');
+    const reg = find(r, 'after `ls -l`') ?? find(r, 'after a stat of');
     const cold = find(r, 'cold start, idle');
     if (!reg) continue;
     const line = [`${r.n}`, `${reg.handles}`, (((reg.server.rss - base.server.rss) * 1024) / reg.handles).toFixed(0), ((reg.heapUsed - base.heapUsed) / reg.handles).toFixed(0)];
