@@ -15,6 +15,9 @@
  *                              the order of PIDFILE) with THREADS threads; writes "PID INO" per
  *                              child (INO 0: failed) to OUTFILE and prints
  *                              "stat OK FAILED MS FIRST_ERRNO FIRST_FAILED_PID".
+ *   pidfs OUTFILE              writes "PID PIDFS_INO" per child (the inode number fstat() of a
+ *                              pidfd gives: what tells processes apart over pid reuse) and
+ *                              prints "pidfs N".
  *   spawn                      one more child; prints "spawned PID".
  *   quit (or end of input)     SIGKILL and reap every child, print "bye", exit.
  *
@@ -153,6 +156,29 @@ static void stat_all(const char *mnt, int threads, const char *outfile, int from
 	free(jobs);
 }
 
+static void pidfs_all(const char *outfile) {
+	FILE *f = fopen(outfile, "w");
+	int n = 0;
+	if (!f) {
+		printf("error %s: %s\n", outfile, strerror(errno));
+		fflush(stdout);
+		return;
+	}
+	for (int i = 0; i < n_kids; i++) {
+		int fd = (int)syscall(SYS_pidfd_open, kids[i], 0);
+		struct stat st;
+		if (fd < 0) continue;
+		if (fstat(fd, &st) == 0) {
+			fprintf(f, "%d %lu\n", (int)kids[i], (unsigned long)st.st_ino);
+			n++;
+		}
+		close(fd);
+	}
+	fclose(f);
+	printf("pidfs %d\n", n);
+	fflush(stdout);
+}
+
 int main(int argc, char **argv) {
 	if (argc != 3) {
 		fprintf(stderr, "usage: procs N PIDFILE\n");
@@ -195,6 +221,8 @@ int main(int argc, char **argv) {
 		int threads, from = 0, to = -1;
 		if (sscanf(line, "stat %4095s %d %4095s %d %d", mnt, &threads, out, &from, &to) >= 3) {
 			stat_all(mnt, threads, out, from, to);
+		} else if (sscanf(line, "pidfs %4095s", out) == 1) {
+			pidfs_all(out);
 		} else if (strncmp(line, "spawn", 5) == 0) {
 			int p = spawn_one();
 			if (p < 0) printf("error spawn: %s\n", strerror(errno));

@@ -36,6 +36,10 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { silentLogger } from '../../src/log.js';
+import { stateRecordDirs } from '../../src/service/service.js';
+import { openSqliteStore } from '../../src/store/index.js';
+import { PROCESS_KIND } from '../../src/tree/context.js';
 import {
   arg,
   buildC,
@@ -71,6 +75,8 @@ const IDLE_SECONDS = arg('idle-seconds', 11);
 const WRITE = flag('write');
 /** Register with `ls -l` even when N exceeds the service's descriptors (shows what happens past the limit). */
 const LS_OVER_LIMIT = flag('ls-over-limit');
+/** Past the descriptors: how many restored handles the restore passes stat (first lookups compete with the sweep). */
+const SAMPLE = arg('sample', 2000);
 
 // ---------- pid_max: raised for the run, restored in every outcome ----------
 
@@ -204,6 +210,24 @@ interface Service {
   keeper: ChildProcess;
   mnt: string;
   runtime: string;
+  state: string;
+}
+
+/** The keeper's child that has the state file open: the serving process (the standby opens it only when told to go). */
+function servingPid(s: Service): number | undefined {
+  for (const pid of childrenOf(s.keeper.pid ?? 0)) {
+    try {
+      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === s.state) {
+          servers.add(pid);
+          return pid;
+        }
+      }
+    } catch {
+      /* gone */
+    }
+  }
+  return undefined;
 }
 
 function env(runtime: string): NodeJS.ProcessEnv {
@@ -215,7 +239,7 @@ function startMount(mnt: string, state: string, runtime: string, log: string): S
   const keeper = spawn(process.execPath, [cliMain, 'mount', mnt, '--state', state], { cwd: root, env: env(runtime), stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   track(keeper, mnt);
-  return { keeper, mnt, runtime };
+  return { keeper, mnt, runtime, state };
 }
 
 /** Polls until MNT/rel answers a stat (first answer); returns its inode number. */
@@ -330,7 +354,7 @@ async function snapshot(s: Service, phase: string, idle = true): Promise<Snapsho
     const why = (e as { stderr?: string }).stderr?.trim().split('\n')[0] ?? String(e);
     console.error(`snapshot "${phase}": ${why}`);
     const nan = { rss: NaN, hwm: NaN };
-    const server = [...servers].at(-1);
+    const server = servingPid(s);
     return { phase: `${phase} — status failed: ${why}`, rows: NaN, handles: NaN, server: memKiB(server), keeper: memKiB(s.keeper.pid), standby: nan, heapUsed: NaN, heapTotal: NaN, external: NaN, fds: server ? fdCount(server) : NaN, stateBytes: NaN, idleCpu: NaN };
   }
 }
@@ -379,6 +403,8 @@ function nofile(pid: number): number {
 }
 
 interface Restore {
+  /** How it was started. */
+  via: string;
   /** Command (restart, or mount) to the answers, ms. */
   command: number;
   oldStat: number;
@@ -396,8 +422,10 @@ interface PerCount {
   /** Descriptors left for process handles: the limit minus the service's own and the machine's other processes, with a margin. */
   room: number;
   register: { lsMs: number; lsEio: number; statMs: number; ok: number; failed: number; errno: number };
-  /** When N does not fit in the descriptors: rows for the rest through cold starts, each with a part that fits. */
-  fill?: { ms: number; cycles: number; missing: number };
+  /** When N does not fit in the descriptors: rows for the processes the service could not hold, written with the service's store code. */
+  seed?: { rows: number; ms: number; firstPartMs: number; firstPart: number; failed: number };
+  /** `handlefs restart` failing (e.g. the control socket not answering); the keeper was then sent SIGHUP directly. */
+  restartCliError?: string;
   snaps: Snapshot[];
   restart?: Restore;
   umountMs?: number;
@@ -443,7 +471,7 @@ async function runCount(n: number, bins: { procs: string }, base: string, log: s
   const remember = (inos: Map<number, number>) => {
     for (const [pid, ino] of inos) if (ino !== 0 && !known.has(pid)) known.set(pid, ino);
   };
-  /** The children whose handles the kernel holds now: indices [from, to) of procs.pids. */
+  /** The children whose handles the kernel holds (or the restore passes stat): indices [from, to) of procs.pids. */
   let held = { from: 0, to: n };
   const statHeld = async () => {
     const c = await procs.statAll(mnt, THREADS, statFile, held.from, held.to);
@@ -452,6 +480,66 @@ async function runCount(n: number, bins: { procs: string }, base: string, log: s
     remember(c.inos);
     return { count: held.to - held.from, ms: c.ms, failed: c.failed, changed };
   };
+  const oldHandle = () => {
+    const mid = (held.from + held.to) >> 1;
+    const pid = procs.pids.slice(mid).find((p) => known.has(p)) ?? procs.pids.find((p) => known.has(p))!;
+    return { pid, ino: known.get(pid)! };
+  };
+
+  /** (a) `handlefs restart` (or SIGHUP to the keeper when the command cannot ask the service) until the new process answers. */
+  const restart = async (s: Service): Promise<void> => {
+    const old = oldHandle();
+    const newPid = await procs.spawnOne();
+    const before = servingPid(s);
+    const a0 = performance.now();
+    const rr = spawnSync(process.execPath, [cliMain, 'restart', mnt], { env: env(runtime), encoding: 'utf8', timeout: 120_000 });
+    let via = '`handlefs restart`';
+    if (rr.status !== 0) {
+      r.restartCliError = `exit ${rr.status}: ${rr.stderr.trim().split('\n')[0]} (after ${(performance.now() - a0).toFixed(0)} ms)`;
+      console.error(`n=${n}: handlefs restart failed (${r.restartCliError}); SIGHUP to the keeper instead`);
+      via = 'SIGHUP to the keeper (`handlefs restart` failed)';
+      process.kill(s.keeper.pid!, 'SIGHUP');
+    }
+    // Served by another process: the old one has let the state file go and the new one has it open.
+    for (let now = servingPid(s); now === undefined || now === before; now = servingPid(s)) {
+      if (performance.now() - a0 > 300_000) throw new Error('no new serving process within 300 s');
+      await sleep(20);
+    }
+    const command = rr.status === 0 ? performance.now() - a0 - 0 : performance.now() - a0;
+    const o = statMs(path.join(mnt, 'pid', String(old.pid)));
+    const nw = statMs(path.join(mnt, 'pid', String(newPid)));
+    const total = performance.now() - a0;
+    console.error(`n=${n}: restart ${command.toFixed(0)} ms, then old stat ${o.ms.toFixed(1)} ms, new ${nw.ms.toFixed(1)} ms (${rr.stdout.trim()})`);
+    r.snaps.push(await snapshot(s, 'after `handlefs restart`, at the first answers', false));
+    r.snaps.push(await snapshot(s, 'after `handlefs restart`, idle'));
+    const all = await statHeld();
+    r.restart = { via, command, oldStat: o.ms, newStat: nw.ms, total, oldInoKept: o.ino === old.ino, all };
+    console.error(`n=${n}: after restart, stat of ${all.count}: ${all.ms.toFixed(0)} ms, ${all.failed} failed, ${all.changed} numbers changed`);
+    r.snaps.push(await snapshot(s, `after \`handlefs restart\` and a stat of ${all.count}`, false));
+    loadNow('restarted');
+  };
+
+  /** (b) cold start: mount with the existing state while the processes live, to the first answer. */
+  const coldStart = async (): Promise<Service> => {
+    const old = oldHandle();
+    const newPid = await procs.spawnOne();
+    const a0 = performance.now();
+    const s = startMount(mnt, state, runtime, log);
+    const firstIno = await firstAnswer(s, `pid/${old.pid}`, 600_000);
+    const command = performance.now() - a0;
+    const nw = statMs(path.join(mnt, 'pid', String(newPid)));
+    const total = performance.now() - a0;
+    console.error(`n=${n}: cold start to first answer ${command.toFixed(0)} ms, new process ${nw.ms.toFixed(1)} ms`);
+    r.snaps.push(await snapshot(s, 'cold start (mount over the same state), at the first answers', false));
+    r.snaps.push(await snapshot(s, 'cold start, idle'));
+    const all = await statHeld();
+    r.cold = { via: `mount (the umount before it took ${r.umountMs?.toFixed(0) ?? '?'} ms)`, command, oldStat: NaN, newStat: nw.ms, total, oldInoKept: firstIno === old.ino, all };
+    console.error(`n=${n}: after cold start, stat of ${all.count}: ${all.ms.toFixed(0)} ms, ${all.failed} failed, ${all.changed} numbers changed`);
+    r.snaps.push(await snapshot(s, `cold start and a stat of ${all.count}`, false));
+    loadNow('cold');
+    return s;
+  };
+
   let s: Service | null = null;
   try {
     s = startMount(mnt, state, runtime, log);
@@ -463,8 +551,8 @@ async function runCount(n: number, bins: { procs: string }, base: string, log: s
     r.snaps.push(await snapshot(s, 'started, no handles', false));
     loadNow('start');
 
-    // Registration: every process a live handle, when the descriptors allow (each costs one).
     if (n <= r.room || LS_OVER_LIMIT) {
+      // Registration: every process a live handle (each costs the service one descriptor).
       const ls = timeLs(`${mnt}/pid`);
       r.register.lsMs = ls.ms;
       r.register.lsEio = ls.eio;
@@ -476,77 +564,52 @@ async function runCount(n: number, bins: { procs: string }, base: string, log: s
       );
       r.snaps.push(await snapshot(s, `after \`ls -l\` of ${n} processes`));
       loadNow('registered');
+      await restart(s);
+      r.umountMs = await stopService(s);
+      s = null;
+      s = await coldStart();
     } else {
-      console.error(`n=${n}: more processes than the service's descriptors allow (limit ${r.fdLimit}, room ${r.room}): registering ${r.room} at a time (--ls-over-limit to list them all at once)`);
-    }
-
-    if (known.size < n) {
-      // Rows for the rest: a cold start for each part that fits in the descriptors.
-      const f0 = performance.now();
-      let cycles = 0;
-      for (let from = 0; from < n; from += r.room) {
-        const to = Math.min(n, from + r.room);
-        if (procs.pids.slice(from, to).every((p) => known.has(p))) continue;
-        if (cycles > 0 || r.snaps.length > 1) {
-          await stopService(s);
-          s = null;
-          s = startMount(mnt, state, runtime, log);
-          await firstAnswer(s, 'pid');
-        }
-        held = { from, to };
-        const c = await statHeld();
-        cycles++;
-        console.error(`n=${n}: part ${from}..${to}: stat ${c.ms.toFixed(0)} ms, ${c.failed} failed`);
-        if (cycles === 1 && r.snaps.length === 1) {
-          r.snaps.push(await snapshot(s, `after a stat of ${to - from} processes (fresh service)`));
-          loadNow('first part');
-        }
+      // More processes than descriptors: the service holds as many as fit (a stat of each); rows
+      // for the others are written into the same state with the service's own store code (what
+      // the service would have written: pid, pidfs inode number, this boot), while it is down.
+      console.error(`n=${n}: more processes than the service's descriptors allow (limit ${r.fdLimit}, room ${r.room}): the service registers ${r.room}, the rest are written into its state`);
+      held = { from: 0, to: r.room };
+      const first = await statHeld();
+      console.error(`n=${n}: stat of ${first.count} (fresh service): ${first.ms.toFixed(0)} ms, ${first.failed} failed`);
+      r.snaps.push(await snapshot(s, `after a stat of ${first.count} processes (fresh service)`));
+      loadNow('first part');
+      r.umountMs = await stopService(s);
+      s = null;
+      const seed0 = performance.now();
+      const incarnations = new Map<number, number>();
+      const pf = path.join(base, 'pidfs');
+      await procs.cmd(`pidfs ${pf}`);
+      for (const l of fs.readFileSync(pf, 'utf8').trim().split('\n')) {
+        const [pid, ino] = l.split(' ');
+        incarnations.set(Number(pid), Number(ino));
       }
-      r.fill = { ms: performance.now() - f0, cycles, missing: procs.pids.filter((p) => !known.has(p)).length };
-      r.snaps.push(await snapshot(s, `rows for all ${n} (cold starts, ${r.room} at a time); the last part held`));
-      loadNow('filled');
+      const scope = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim().toLowerCase();
+      const missing = procs.pids.filter((p) => !known.has(p) && incarnations.has(p));
+      process.env.HANDLEFS_RUNTIME_DIR = runtime; // the same restore records as the service's
+      const store = openSqliteStore({ path: state, logger: silentLogger(), witness: stateRecordDirs() });
+      try {
+        const { start } = store.reserve(missing.length);
+        missing.forEach((pid, j) => {
+          store.put({ ino: start + j, generation: store.generation, kind: PROCESS_KIND, key: pid, incarnation: incarnations.get(pid)!, scope });
+          known.set(pid, start + j);
+        });
+        await store.flush();
+      } finally {
+        store.close();
+      }
+      r.seed = { rows: missing.length, ms: performance.now() - seed0, firstPartMs: first.ms, firstPart: first.count, failed: first.failed };
+      console.error(`n=${n}: ${missing.length} rows written in ${r.seed.ms.toFixed(0)} ms`);
+      // The restore passes stat handles on both sides: registered by the service, and written.
+      const half = Math.min(r.room, n - r.room, SAMPLE >> 1);
+      held = { from: r.room - half, to: r.room + half };
+      s = await coldStart();
+      await restart(s);
     }
-    const mid = (held.from + held.to) >> 1;
-    const oldPid = procs.pids.slice(mid).find((p) => known.has(p)) ?? procs.pids.find((p) => known.has(p))!;
-    const oldIno = known.get(oldPid)!;
-
-    // (a) handlefs restart.
-    let newPid = await procs.spawnOne();
-    let a0 = performance.now();
-    const rr = spawnSync(process.execPath, [cliMain, 'restart', mnt], { env: env(runtime), encoding: 'utf8', timeout: 120_000 });
-    const restartMs = performance.now() - a0;
-    if (rr.status !== 0) throw new Error(`handlefs restart exited ${rr.status}: ${rr.stderr.trim()}`);
-    let o = statMs(path.join(mnt, 'pid', String(oldPid)));
-    let nw = statMs(path.join(mnt, 'pid', String(newPid)));
-    const restartTotal = performance.now() - a0;
-    console.error(`n=${n}: restart ${restartMs.toFixed(0)} ms, then old stat ${o.ms.toFixed(1)} ms, new ${nw.ms.toFixed(1)} ms (${rr.stdout.trim()})`);
-    r.snaps.push(await snapshot(s, 'after `handlefs restart`, at the first answers', false));
-    r.snaps.push(await snapshot(s, 'after `handlefs restart`, idle'));
-    let all = await statHeld();
-    r.restart = { command: restartMs, oldStat: o.ms, newStat: nw.ms, total: restartTotal, oldInoKept: o.ino === oldIno, all };
-    console.error(`n=${n}: after restart, stat of ${all.count} held: ${all.ms.toFixed(0)} ms, ${all.failed} failed, ${all.changed} numbers changed`);
-    r.snaps.push(await snapshot(s, `after \`handlefs restart\` and a stat of the ${all.count} held`, false));
-    loadNow('restarted');
-
-    // (b) cold start: umount, mount again with the same state while the processes live.
-    r.umountMs = await stopService(s);
-    s = null;
-    newPid = await procs.spawnOne();
-    a0 = performance.now();
-    s = startMount(mnt, state, runtime, log);
-    const firstIno = await firstAnswer(s, `pid/${oldPid}`);
-    const coldFirst = performance.now() - a0;
-    nw = statMs(path.join(mnt, 'pid', String(newPid)));
-    const coldTotal = performance.now() - a0;
-    o = { ms: NaN, ino: firstIno };
-    console.error(`n=${n}: umount ${r.umountMs.toFixed(0)} ms; cold start to first answer ${coldFirst.toFixed(0)} ms, new process ${nw.ms.toFixed(1)} ms`);
-    r.snaps.push(await snapshot(s, 'cold start (umount, mount, same state), at the first answers', false));
-    r.snaps.push(await snapshot(s, 'cold start, idle'));
-    all = await statHeld();
-    r.cold = { command: coldFirst, oldStat: NaN, newStat: nw.ms, total: coldTotal, oldInoKept: o.ino === oldIno, all };
-    console.error(`n=${n}: after cold start, stat of ${all.count}: ${all.ms.toFixed(0)} ms, ${all.failed} failed, ${all.changed} numbers changed`);
-    r.snaps.push(await snapshot(s, `cold start and a stat of ${all.count}`, false));
-    loadNow('cold');
   } finally {
     if (s !== null) await stopService(s);
     const k0 = performance.now();
@@ -609,7 +672,11 @@ function report(results: PerCount[], t0: number): void {
     else L.push(`| ${r.n} (${r.machineProcs}) | ${r.fdLimit} (${r.room}) | ${(g.lsMs / 1000).toFixed(1)} | ${((g.lsMs * 1000) / r.machineProcs).toFixed(0)} | ${g.lsEio} | ${g.statMs.toFixed(0)} | ${g.ok} | ${g.failed}${g.failed ? ` (${g.errno})` : ''} |`);
   }
   for (const r of results) {
-    if (r.fill) L.push(`\n${r.n} processes do not fit in the service's ${r.fdLimit} descriptors: registered ${r.room} at a time (a stat of each, ${THREADS} threads), with a cold start between parts, ${r.fill.cycles} parts in ${(r.fill.ms / 1000).toFixed(0)} s; ${r.fill.missing} processes never got a number.`);
+    if (r.seed)
+      L.push(
+        `\n${r.n} processes do not fit in the service's ${r.fdLimit} descriptors: the service registered ${r.seed.firstPart} (a stat of each, ${THREADS} threads, fresh state: ${(r.seed.firstPartMs / 1000).toFixed(1)} s, ${r.seed.failed} failed); rows for the other ${r.seed.rows} were written into its state with its own store code while it was down (${(r.seed.ms / 1000).toFixed(1)} s). The restore passes stat ${2 * Math.min(r.room, r.n - r.room, SAMPLE >> 1)} handles, half registered by the service and half written.`,
+      );
+    if (r.restartCliError) L.push(`\n${r.n} processes: \`handlefs restart\` failed (${r.restartCliError}); the keeper was sent SIGHUP directly.`);
   }
   L.push('');
   L.push('Memory (MiB; RSS = VmRSS, HWM = VmHWM; heap from `status --prometheus`, not after a GC). Rows: process handles in the table (restored rows included); held: those the kernel holds. Idle CPU: seconds the serving process used over an idle window:');
@@ -651,8 +718,8 @@ function report(results: PerCount[], t0: number): void {
         `| ${r.n} | ${rows} | ${how} | ${x.command.toFixed(0)} | ${Number.isNaN(x.oldStat) ? '(the first answer)' : x.oldStat.toFixed(1)} | ${x.newStat.toFixed(1)} | ${x.total.toFixed(0)} | ${x.oldInoKept ? 'yes' : '**no**'} | ${x.all.count}, ${(x.all.ms / 1000).toFixed(1)} | ${x.all.failed} | ${x.all.changed} |`,
       );
     };
-    row('(a) `handlefs restart`', r.restart);
-    row(`(b) cold start (the umount before it took ${r.umountMs?.toFixed(0) ?? '?'} ms)`, r.cold);
+    row(`(a) ${r.restart?.via ?? ''}`, r.restart);
+    row(`(b) cold start: ${r.cold?.via ?? ''}`, r.cold);
   }
   writeReport('scale', L, WRITE);
 }
