@@ -39,7 +39,7 @@ import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../../src/log.js';
 import { stateRecordDirs } from '../../src/service/service.js';
 import { openSqliteStore } from '../../src/store/index.js';
-import { PROCESS_KIND } from '../../src/tree/context.js';
+import { PROCESS_KIND } from '../../src/tree/process-handles.js';
 import {
   arg,
   buildC,
