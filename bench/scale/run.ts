@@ -2,7 +2,8 @@
  * scale benchmark (issue 13): the daemon's memory with many live handles (RSS, not only heap) and
  * the time to restore them at start.
  *
- *   node --import tsx bench/scale/run.ts [--procs 10000,100000] [--threads 2] [--idle-seconds 11] [--write]
+ *   node --import tsx bench/scale/run.ts [--procs 10000,100000] [--threads 2] [--idle-seconds 11]
+ *                                        [--sample 2000] [--ls-over-limit] [--write]
  *
  * For each count N:
  *   - N live processes from bench/scale/procs.c (clone() with CLONE_VM: a task and a pid each,
@@ -24,6 +25,13 @@
  *     state file while the processes live: from the mount command to the first answer (a stat
  *     of a long-known handle), then a new process; memory, idle CPU, and a stat of all N
  *     (looked up afresh) with every inode number compared.
+ *
+ * Past the service's descriptors (one per held process handle: RLIMIT_NOFILE), the service
+ * registers what fits (a stat of each) and rows for the other processes are written into its state
+ * with its own store code while it is down (pid, pidfs inode number, boot id: what it would have
+ * written); the restores then stat --sample handles, half of each kind. `--ls-over-limit` lists
+ * them all anyway, to show what happens past the limit. `handlefs restart` failing (a control
+ * socket that does not answer) is recorded and the keeper is sent SIGHUP instead.
  *
  * Needs root and /dev/fuse; builds dist/ with tsup when dist/cli/main.js is missing and the C
  * helper into bench/out/scale/. --write puts the report in bench/out/scale/report.md. Every
