@@ -2,6 +2,7 @@ import test from 'ava';
 import { Errno, S_IFDIR, S_IFREG } from '../../src/fuse/abi.js';
 import { FIRST_DYNAMIC_INO } from '../../src/core/numbers.js';
 import { BY_INO_DIR, NS_DIR, PID_DIR, ROOT_DIR, nsTypeDir } from '../../src/tree/layout.js';
+import { SWEEP_READS } from '../../src/tree/process-handles.js';
 import { errnoOf, fields, makeTree, rc } from './harness.js';
 
 test('static layout: root, pid, ns/<type>, by-ino with fixed numbers and 0555 root:root', async (t) => {
@@ -190,6 +191,32 @@ test('dormant inodes: an exit nobody watched is found by the sweep, a reuse by t
   t.true(nb.nodeId > eb.nodeId);
   t.is(h.table.inode(eb.nodeId), undefined, 'the lookup saw another start time: the old inode is dead');
   t.true(h.tree.sweepStats.runs >= 1);
+});
+
+test('a sweep reads at most SWEEP_READS dormant processes, going round the table; an absent pid is dead at once', async (t) => {
+  const h = makeTree();
+  const ps = Array.from({ length: SWEEP_READS + 200 }, () => h.host.start());
+  const entries = [];
+  for (const p of ps) entries.push(await h.lookup(PID_DIR, String(p.pid)));
+  for (const e of entries) h.tree.forget(e.nodeId, 1);
+  await h.settle();
+  const last = ps.at(-1)!;
+  const gone = ps[0]!;
+  h.host.reusePid(last.pid); // same pid, a newer process: only a read can tell
+  h.host.exit(gone.pid);
+  const before = h.tree.processes.reads;
+  h.timers.advance(10_000);
+  await h.settle();
+  t.true(h.tree.processes.reads - before <= SWEEP_READS, `${h.tree.processes.reads - before} reads in one sweep`);
+  t.is(h.table.inode(entries[0]!.nodeId), undefined, 'an absent pid needs no read');
+  let sweeps = 1;
+  while (h.table.inode(entries.at(-1)!.nodeId) !== undefined && sweeps < 3) {
+    h.timers.advance(10_000);
+    await h.settle();
+    sweeps++;
+  }
+  t.is(h.table.inode(entries.at(-1)!.nodeId), undefined, 'the reused pid was found within two sweeps');
+  t.is(sweeps, 2);
 });
 
 test('by-ino of a dormant inode re-validates: a process that exited unwatched is ENOENT', async (t) => {

@@ -86,6 +86,9 @@ export function mayKill(caller: Caller, target: { real: number; saved: number })
   return [caller.uid, caller.ruid].some((u) => u === target.real || u === target.saved);
 }
 
+/** Dormant process handles whose incarnation one sweep reads at most. */
+export const SWEEP_READS = 1024;
+
 export class ProcessHandles implements HandleKind {
   readonly name = PROCESS_KIND;
   readonly dirs: readonly Ino[] = [PID_DIR];
@@ -94,6 +97,8 @@ export class ProcessHandles implements HandleKind {
   private readonly readIncarnation: IncarnationReader;
   /** /proc reads done (for tests and stats). */
   reads = 0;
+  /** The last number whose incarnation a sweep checked: the next sweep goes on after it. */
+  private sweepCursor = 0;
 
   constructor(
     private readonly ctx: TreeContext,
@@ -409,7 +414,11 @@ export class ProcessHandles implements HandleKind {
         present.push(inode);
       }
     }
-    await mapLimit(present, this.ctx.concurrency, async (inode) => {
+    // A pid still present may name a newer process: reading tells. Those reads are bounded per
+    // sweep and go round the table (100k dormant rows must not cost 100k reads every interval);
+    // a lookup re-validates a dormant handle anyway, so the sweep is housekeeping, not a guard.
+    const checked = this.nextToCheck(present);
+    await mapLimit(checked, this.ctx.concurrency, async (inode) => {
       let st: { incarnation: number; state: string } | null;
       try {
         st = await this.readIncarnation(inode.key);
@@ -425,6 +434,19 @@ export class ProcessHandles implements HandleKind {
     });
     return dead;
   }
+
+  /** Up to SWEEP_READS of `present`, in number order, starting after the last one checked. */
+  private nextToCheck(present: Inode<HandleObject>[]): Inode<HandleObject>[] {
+    if (present.length <= SWEEP_READS) return present;
+    const sorted = [...present].sort((a, b) => a.ino - b.ino);
+    let start = sorted.findIndex((i) => i.ino > this.sweepCursor);
+    if (start < 0) start = 0;
+    const out = sorted.slice(start, start + SWEEP_READS);
+    if (out.length < SWEEP_READS) out.push(...sorted.slice(0, SWEEP_READS - out.length));
+    this.sweepCursor = out[out.length - 1]!.ino;
+    return out;
+  }
+
 
   // ---- the rest of the kind's operations (HandleKind, kind.ts) ----
 
