@@ -5,8 +5,9 @@
  *   node --import tsx bench/fuse-stat/micro.ts
  */
 import pino from 'pino';
-import { FuseSession, Opcode, encodeRequest, requestBody, type ChannelSink, type FuseChannel } from '../../src/fuse/index.js';
+import { FuseSession, Opcode, type ChannelSink, type FuseChannel } from '../../src/fuse/index.js';
 import { StatTreeFs } from './ts-server.js';
+import { encodeRequest, requestBody } from '../../src/testing/kernel-codec.js';
 
 class NullChannel implements FuseChannel {
   readonly bufferSize = 1024 * 1024 + 4096;

@@ -19,17 +19,8 @@ import {
   type DirEntry,
   type Entry,
   type FuseRequest,
-  decodeAttr,
-  decodeAttrOut,
-  decodeDirents,
-  decodeEntryOut,
   decodeInHeader,
-  decodeInitOut,
-  decodeNotification,
-  decodeOpenOut,
-  decodeOutHeader,
   decodeRequest,
-  decodeStatfsOut,
   direntSize,
   encodeAttr,
   encodeAttrOut,
@@ -44,16 +35,15 @@ import {
   encodeNotifyPollWakeup,
   encodeOpenOut,
   encodePollOut,
-  encodeRequest,
   encodeStatfsOut,
   initOutSize,
   readI64,
   readU64,
-  requestBody,
   writeI64,
   writeU64,
 } from '../../src/fuse/index.js';
 import { encodeOutHeader as encodeOutHeaderRaw, isResent, readUnique, RESENT_UNIQUE } from '../../src/fuse/codec.js';
+import { decodeAttr, decodeAttrOut, decodeDirents, decodeEntryOut, decodeInitOut, decodeNotification, decodeOpenOut, decodeOutHeader, decodeStatfsOut, encodeRequest, requestBody } from '../../src/testing/kernel-codec.js';
 
 const ATTR: Attr = {
   ino: 0x1_2345_6789,

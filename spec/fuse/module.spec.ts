@@ -10,9 +10,6 @@ import {
   fuseModule,
   mountAt,
   parseMountOptions,
-  requestBody,
-  encodeRequest,
-  decodeInitOut,
   InitFlags,
   type FuseMounter,
   type FuseServer,
@@ -20,6 +17,7 @@ import {
 } from '../../src/fuse/index.js';
 import { FakeChannel, captureLogger } from './helpers/fake-channel.js';
 import { SAMPLE_TREE, TreeFs } from './helpers/tree-fs.js';
+import { requestBody, encodeRequest, decodeInitOut } from '../../src/testing/kernel-codec.js';
 
 function container(): Container {
   const c = new Container();

@@ -15,22 +15,13 @@ import {
   NotifyNotSupportedError,
   Opcode,
   S_IFREG,
-  decodeDirents,
-  decodeEntryOut,
-  decodeAttrOut,
-  decodeInitOut,
-  decodeNotification,
-  decodeOpenOut,
-  decodeOutHeader,
-  decodeStatfsOut,
-  encodeRequest,
-  requestBody,
   type Entry,
   type LowLevelFileSystem,
   type RequestContext,
 } from '../../src/fuse/index.js';
 import { KERNEL_FLAGS_745, harness } from './helpers/fake-channel.js';
 import { SAMPLE_TREE, TreeFs } from './helpers/tree-fs.js';
+import { decodeDirents, decodeEntryOut, decodeAttrOut, decodeInitOut, decodeNotification, decodeOpenOut, decodeOutHeader, decodeStatfsOut, encodeRequest, requestBody } from '../../src/testing/kernel-codec.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 /** The same object, typed as the interface so tests can swap handlers for async ones. */

@@ -12,12 +12,9 @@ import {
   InitFlags,
   InitFlags2,
   Opcode,
-  decodeOutHeader,
-  encodeRequest,
-  requestBody,
   type LowLevelFileSystem,
-  type OutHeaderFields,
 } from '../../../src/fuse/index.js';
+import { decodeOutHeader, encodeRequest, requestBody, type OutHeaderFields } from '../../../src/testing/kernel-codec.js';
 
 function errnoError(code: string): NodeJS.ErrnoException {
   const e: NodeJS.ErrnoException = new Error(`write /dev/fuse: ${code}`);
