@@ -15,7 +15,7 @@ import {
   type FuseServer,
   type SessionFactory,
 } from '../../src/fuse/index.js';
-import { FakeChannel, captureLogger } from './helpers/fake-channel.js';
+import { MemoryChannel, captureLogger } from './helpers/fake-channel.js';
 import { SAMPLE_TREE, TreeFs } from './helpers/tree-fs.js';
 import { requestBody, encodeRequest, decodeInitOut } from '../../src/testing/kernel-codec.js';
 
@@ -38,7 +38,7 @@ test('Mounter and SessionFactory resolve as singletons; the factory applies boun
   t.is(typeof m.mount, 'function');
   t.is(m, c.get<FuseMounter>(FUSE_TOKENS.Mounter));
   const factory = c.get<SessionFactory>(FUSE_TOKENS.SessionFactory);
-  const ch = new FakeChannel();
+  const ch = new MemoryChannel();
   const s = factory(new TreeFs(SAMPLE_TREE), ch);
   t.true(s instanceof FuseSession);
   void s.run();

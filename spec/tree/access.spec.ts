@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { Errno } from '../../src/fuse/abi.js';
-import type { Caller } from '../../src/testing/in-process-session.js';
+import type { Caller } from '../../src/testing/fake-kernel.js';
 import { BY_INO_DIR, PID_DIR, nsTypeDir } from '../../src/tree/layout.js';
 import { errnoOf, fields, makeTree, type Harness } from './harness.js';
 

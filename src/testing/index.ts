@@ -23,12 +23,17 @@ export {
 } from './kit.js';
 export { FsError, isFsError, type ErrnoCode, type FsErrorOptions } from './errors.js';
 export {
-  InProcessSession,
+  FakeKernel,
+  /** The kit's connection was called InProcessSession before it drove the real session: the same class. */
+  FakeKernel as InProcessSession,
   type Caller,
-  type InProcessSessionOptions,
+  type FakeKernelOptions,
+  /** FakeKernelOptions under the kit's earlier name. */
+  type FakeKernelOptions as InProcessSessionOptions,
   type OpenFile,
   type ReaddirOptions,
-} from './in-process-session.js';
+  type SessionMaker,
+} from './fake-kernel.js';
 export { connectionInfo, RecordingNotifier, type ConnectionInfoOptions, type Invalidation } from './recording-notifier.js';
 export * from './fake-sources.js';
 export { MemoryStore } from '../core/memory-store.js';

@@ -19,7 +19,10 @@ import {
   ForgetOne,
   GetattrIn,
   GetxattrIn,
+  GetxattrOut,
   InHeader,
+  InitFlags,
+  InitFlags2,
   InitIn,
   InitOut,
   InterruptIn,
@@ -33,6 +36,7 @@ import {
   OpenOut,
   OutHeader,
   PollIn,
+  PollOut,
   ReadIn,
   ReleaseIn,
 } from '../fuse/abi.js';
@@ -49,7 +53,21 @@ import {
   writeU64,
   writeUnique,
 } from '../fuse/codec.js';
-import type { Attr, Entry, StatfsReply } from '../fuse/types.js';
+import type { Attr, Entry, OpenReply, StatfsReply } from '../fuse/types.js';
+
+/** What a 6.18 kernel (protocol 7.45) offers in INIT: bits 0..30 except FILE_OPS, MAP_ALIGNMENT and SUBMOUNTS. */
+export const KERNEL_FLAGS_745 = (0x7fffffff & ~(InitFlags.FILE_OPS | InitFlags.MAP_ALIGNMENT | InitFlags.SUBMOUNTS)) >>> 0;
+/** The second word of a 6.18 kernel's INIT flags. */
+export const KERNEL_FLAGS2_745 =
+  InitFlags2.SECURITY_CTX |
+  InitFlags2.CREATE_SUPP_GROUP |
+  InitFlags2.HAS_EXPIRE_ONLY |
+  InitFlags2.DIRECT_IO_ALLOW_MMAP |
+  InitFlags2.PASSTHROUGH |
+  InitFlags2.NO_EXPORT_SUPPORT |
+  InitFlags2.HAS_RESEND |
+  InitFlags2.ALLOW_IDMAP |
+  InitFlags2.REQUEST_TIMEOUT;
 
 export interface RequestHeaderSpec {
   opcode: number;
@@ -245,6 +263,29 @@ export function decodeInitOut(buf: Buffer, off: number): InitReply {
 
 export function decodeOpenOut(buf: Buffer, off: number): { fh: number; openFlags: number } {
   return { fh: readU64(buf, off + OpenOut.fh), openFlags: buf.readUInt32LE(off + OpenOut.open_flags) };
+}
+
+/** fuse_getxattr_out: the size a GETXATTR/LISTXATTR of size 0 asked for. */
+export function decodeGetxattrOut(buf: Buffer, off: number): number {
+  return buf.readUInt32LE(off + GetxattrOut.size);
+}
+
+/** fuse_poll_out: the ready events. */
+export function decodePollOut(buf: Buffer, off: number): number {
+  return buf.readUInt32LE(off + PollOut.revents);
+}
+
+/** fuse_open_out as the OpenReply it was encoded from (the inverse of openFlagsOf). */
+export function decodeOpenReply(buf: Buffer, off: number): OpenReply {
+  const { fh, openFlags: f } = decodeOpenOut(buf, off);
+  const r: OpenReply = { fh };
+  if (f & (1 << 0)) r.directIo = true;
+  if (f & (1 << 1)) r.keepCache = true;
+  if (f & (1 << 2)) r.nonSeekable = true;
+  if (f & (1 << 3)) r.cacheDir = true;
+  if (f & (1 << 4)) r.stream = true;
+  if (f & (1 << 5)) r.noFlush = true;
+  return r;
 }
 
 export function decodeStatfsOut(buf: Buffer, off: number): StatfsReply {

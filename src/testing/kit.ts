@@ -2,8 +2,9 @@
  * The consumer kit: handlefs in-process, without root, /dev/fuse or /proc.
  *
  * createTestFilesystem() assembles the very container the service runs (assembleContainer), with
- * a FakeHost's sources, a MemoryStore and manual timers, and serves its filesystem through an
- * InProcessSession, which answers every request with the result and errno the mount would give.
+ * a FakeHost's sources, a MemoryStore and manual timers, and serves its filesystem with the real
+ * FuseSession (the container's SessionFactory) over an in-memory channel; a FakeKernel plays the
+ * kernel's side, so every answer is the one a mount gives.
  *
  * Two levels:
  * - node level (lookup, forget, getattr, open, read, readdir, ...): FUSE requests on node ids
@@ -19,6 +20,7 @@ import type { InodeTable } from '../core/inode-table.js';
 import { MemoryStore } from '../core/memory-store.js';
 import { CORE } from '../core/tokens.js';
 import { Errno, O_RDONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../fuse/abi.js';
+import type { SessionFactory } from '../fuse/module.js';
 import { FUSE_TOKENS } from '../fuse/tokens.js';
 import type { Attr, AttrReply, DirEntry, Entry, LowLevelFileSystem, StatfsReply } from '../fuse/types.js';
 import { silentLogger } from '../log.js';
@@ -32,14 +34,14 @@ import type { Caller as ActionCaller } from '../tree/actions.js';
 import type { ProcessEnding } from '../sources/types.js';
 import { FsError } from './errors.js';
 import { createFakeSourcesModule, FakeHost, type FakeHostOptions } from './fake-sources.js';
-import { InProcessSession, type InProcessSessionOptions, type OpenFile, type ReaddirOptions } from './in-process-session.js';
+import { FakeKernel, type FakeKernelOptions, type OpenFile, type ReaddirOptions } from './fake-kernel.js';
 import type { Invalidation, RecordingNotifier } from './recording-notifier.js';
 
 /**
- * The session options (entryTimeout, attrTimeout, notify, logger, caller, readdirSize, readSize;
- * see InProcessSessionOptions) and what the kit assembles around them.
+ * The connection's options (entryTimeout, attrTimeout, notify, logger, caller, readdirSize, readSize;
+ * see FakeKernelOptions) and what the kit assembles around them.
  */
-export interface TestFilesystemOptions extends InProcessSessionOptions {
+export interface TestFilesystemOptions extends FakeKernelOptions {
   /** The host to serve; default a new FakeHost(hostOptions) (pid 1 'init', the initial namespaces). */
   host?: FakeHost;
   /** Options of the FakeHost created when `host` is not given. */
@@ -160,8 +162,8 @@ export class TestFilesystem {
   readonly store: MemoryStore;
   /** The tree's timers; advance() drives them (timers.advance(ms) runs them synchronously, without waiting for what they start). */
   readonly timers: ManualTimers;
-  /** The session the requests go through. */
-  readonly session: InProcessSession;
+  /** The kernel's side of the connection the requests go through (its `server` is the real FuseSession). */
+  readonly session: FakeKernel;
   private readonly stepping: SteppingTimers;
   private closing: Promise<void> | null = null;
 
@@ -182,14 +184,14 @@ export class TestFilesystem {
       this.tree = this.container.get<HandleTree>(TREE.HandleTree);
       this.table = this.container.get<InodeTable<HandleObject>>(CORE.Table);
       const fs = this.container.get<LowLevelFileSystem>(FUSE_TOKENS.FileSystem);
-      this.session = new InProcessSession(fs, {
-        logger,
+      this.session = new FakeKernel(fs, {
         ...(options.entryTimeout === undefined ? {} : { entryTimeout: options.entryTimeout }),
         ...(options.attrTimeout === undefined ? {} : { attrTimeout: options.attrTimeout }),
         ...(options.notify === undefined ? {} : { notify: options.notify }),
         ...(options.caller === undefined ? {} : { caller: options.caller }),
         ...(options.readdirSize === undefined ? {} : { readdirSize: options.readdirSize }),
-      });
+        ...(options.readSize === undefined ? {} : { readSize: options.readSize }),
+      }, this.container.get<SessionFactory>(FUSE_TOKENS.SessionFactory));
     } catch (err) {
       this.container.unbindAll();
       throw err;
@@ -278,63 +280,63 @@ export class TestFilesystem {
   }
 
   /** WRITE: EROFS, as the session answers every mutating request. */
-  write(_node: number, _data: string | Uint8Array, _offset = 0): Promise<never> {
-    return this.session.mutate('write');
+  write(node: number, _data: string | Uint8Array, _offset = 0): Promise<never> {
+    return this.session.mutate('write', node);
   }
 
   /** CREATE: EROFS. */
-  create(_parent: number, _name: string, _mode = 0o644): Promise<never> {
-    return this.session.mutate('create');
+  create(parent: number, _name: string, _mode = 0o644): Promise<never> {
+    return this.session.mutate('create', parent);
   }
 
   /** MKDIR: EROFS. */
-  mkdir(_parent: number, _name: string, _mode = 0o755): Promise<never> {
-    return this.session.mutate('mkdir');
+  mkdir(parent: number, _name: string, _mode = 0o755): Promise<never> {
+    return this.session.mutate('mkdir', parent);
   }
 
   /** MKNOD: EROFS. */
-  mknod(_parent: number, _name: string, _mode: number): Promise<never> {
-    return this.session.mutate('mknod');
+  mknod(parent: number, _name: string, _mode: number): Promise<never> {
+    return this.session.mutate('mknod', parent);
   }
 
   /** UNLINK: EROFS. */
-  unlink(_parent: number, _name: string): Promise<never> {
-    return this.session.mutate('unlink');
+  unlink(parent: number, _name: string): Promise<never> {
+    return this.session.mutate('unlink', parent);
   }
 
   /** RMDIR: EROFS. */
-  rmdir(_parent: number, _name: string): Promise<never> {
-    return this.session.mutate('rmdir');
+  rmdir(parent: number, _name: string): Promise<never> {
+    return this.session.mutate('rmdir', parent);
   }
 
   /** RENAME: EROFS. */
-  rename(_parent: number, _name: string, _newParent: number, _newName: string): Promise<never> {
-    return this.session.mutate('rename');
+  rename(parent: number, _name: string, _newParent: number, _newName: string): Promise<never> {
+    return this.session.mutate('rename', parent);
   }
 
   /** SYMLINK: EROFS. */
-  symlink(_parent: number, _name: string, _target: string): Promise<never> {
-    return this.session.mutate('symlink');
+  symlink(parent: number, _name: string, _target: string): Promise<never> {
+    return this.session.mutate('symlink', parent);
   }
 
   /** LINK: EROFS. */
-  link(_node: number, _newParent: number, _newName: string): Promise<never> {
-    return this.session.mutate('link');
+  link(node: number, _newParent: number, _newName: string): Promise<never> {
+    return this.session.mutate('link', node);
   }
 
   /** SETATTR (chmod, chown, truncate, utimes): EROFS. */
-  setattr(_node: number, _changes: Partial<Pick<Attr, 'mode' | 'uid' | 'gid' | 'size' | 'atimeMs' | 'mtimeMs'>> = {}): Promise<never> {
-    return this.session.mutate('setattr');
+  setattr(node: number, _changes: Partial<Pick<Attr, 'mode' | 'uid' | 'gid' | 'size' | 'atimeMs' | 'mtimeMs'>> = {}): Promise<never> {
+    return this.session.mutate('setattr', node);
   }
 
   /** SETXATTR: EROFS. */
-  setxattr(_node: number, _name: string, _value: Uint8Array): Promise<never> {
-    return this.session.mutate('setxattr');
+  setxattr(node: number, _name: string, _value: Uint8Array): Promise<never> {
+    return this.session.mutate('setxattr', node);
   }
 
   /** REMOVEXATTR: EROFS. */
-  removexattr(_node: number, _name: string): Promise<never> {
-    return this.session.mutate('removexattr');
+  removexattr(node: number, _name: string): Promise<never> {
+    return this.session.mutate('removexattr', node);
   }
 
   // ---- acting on handles: poll, kill, wait -------------------------------------------------

@@ -20,44 +20,51 @@ export type Invalidation =
 
 export const ALL_NOTIFICATIONS: NotifySupport = Object.freeze({ invalInode: true, invalEntry: true, delete: true, expireOnly: true });
 
-/** A Notifier that records each notification instead of writing it to /dev/fuse. */
+/**
+ * A Notifier that records each notification as the filesystem sends it (synchronously, so a test
+ * sees it at once), then hands it to `forward` (the FUSE session's notifier, which writes it to
+ * the connection after the replies in flight) if there is one.
+ */
 export class RecordingNotifier implements Notifier {
   /** The notifications sent so far, in order. */
   readonly notes: Invalidation[] = [];
   /** Which notifications the simulated connection negotiated. */
   readonly supports: NotifySupport;
 
-  constructor(supports: Partial<NotifySupport> = {}) {
+  constructor(
+    supports: Partial<NotifySupport> = {},
+    private readonly forward?: Notifier,
+  ) {
     this.supports = Object.freeze({ ...ALL_NOTIFICATIONS, ...supports });
   }
 
   invalEntry(parent: number, name: string): Promise<boolean> {
     this.check('INVAL_ENTRY', this.supports.invalEntry);
     this.notes.push({ op: 'invalEntry', parent, name });
-    return Promise.resolve(true);
+    return this.forward?.invalEntry(parent, name) ?? Promise.resolve(true);
   }
 
   expireEntry(parent: number, name: string): Promise<boolean> {
     this.check('INVAL_ENTRY(EXPIRE_ONLY)', this.supports.expireOnly);
     this.notes.push({ op: 'expireEntry', parent, name });
-    return Promise.resolve(true);
+    return this.forward?.expireEntry(parent, name) ?? Promise.resolve(true);
   }
 
   invalInode(ino: number, off = 0, len = 0): Promise<boolean> {
     this.check('INVAL_INODE', this.supports.invalInode);
     this.notes.push(off === 0 && len === 0 ? { op: 'invalInode', ino } : { op: 'invalInode', ino, off, len });
-    return Promise.resolve(true);
+    return this.forward?.invalInode(ino, off, len) ?? Promise.resolve(true);
   }
 
   delete(parent: number, child: number, name: string): Promise<boolean> {
     this.check('DELETE', this.supports.delete);
     this.notes.push({ op: 'delete', parent, child, name });
-    return Promise.resolve(true);
+    return this.forward?.delete(parent, child, name) ?? Promise.resolve(true);
   }
 
   pollWakeup(kh: number): Promise<boolean> {
     this.notes.push({ op: 'pollWakeup', kh });
-    return Promise.resolve(true);
+    return this.forward?.pollWakeup?.(kh) ?? Promise.resolve(true);
   }
 
   /** Forgets what was recorded. */
