@@ -1,5 +1,7 @@
 /**
- * Wire codec: decode requests from a Buffer, encode replies and notifications into a Buffer.
+ * The server's half of the wire codec: request headers and names, replies and notifications.
+ * Request bodies are decoded by their rows in the opcode table (opcodes.ts); the kernel's half
+ * (encoding requests, decoding replies) is src/testing/kernel-codec.ts.
  * No I/O, no allocation on the reply path (encoders write into a caller's buffer).
  *
  * Decoders never read outside [start, end) and throw only FuseDecodeError on malformed input.
@@ -11,10 +13,8 @@
  * large; node ids and handles are the ones we gave out).
  */
 import {
-  AccessIn,
   AttrLayout,
   AttrOut,
-  BatchForgetIn,
   Dirent,
   DirentPlus,
   EntryOut,
@@ -23,39 +23,22 @@ import {
   FUSE_COMPAT_ENTRY_OUT_SIZE,
   FUSE_COMPAT_22_INIT_OUT_SIZE,
   FUSE_COMPAT_INIT_OUT_SIZE,
-  FUSE_COMPAT_READ_IN_SIZE,
   FUSE_COMPAT_STATFS_SIZE,
-  FUSE_COMPAT_POLL_IN_SIZE,
-  FUSE_GETATTR_FH,
   FUSE_KERNEL_MINOR_VERSION,
   FUSE_NAME_MAX,
-  FlushIn,
-  ForgetIn,
-  ForgetOne,
-  GetattrIn,
-  GetxattrIn,
   GetxattrOut,
   InHeader,
-  InitFlags,
-  InitIn,
   InitOut,
-  InterruptIn,
   Kstatfs,
   NotifyCode,
   NotifyDeleteOut,
   NotifyInvalEntryOut,
   NotifyInvalInodeOut,
   NotifyPollWakeupOut,
-  OpenIn,
   OpenOut,
-  Opcode,
   OutHeader,
-  PollIn,
   PollOut,
-  ReadIn,
-  ReleaseIn,
   S_IFMT,
-  opcodeName,
   recAlign,
 } from './abi.js';
 import type { Attr, DirEntry, Entry, OpenReply, StatfsReply } from './types.js';
@@ -338,174 +321,6 @@ export interface ReadRequest {
 export interface ForgetItem {
   nodeId: number;
   nlookup: number;
-}
-
-/** A decoded request: the header plus the opcode's arguments. */
-export type FuseRequest =
-  | { kind: 'INIT'; h: RequestHeader; init: InitRequest }
-  | { kind: 'LOOKUP'; h: RequestHeader; name: string }
-  | { kind: 'FORGET'; h: RequestHeader; nlookup: number }
-  | {
-      kind: 'BATCH_FORGET';
-      h: RequestHeader;
-      /** The count the kernel claimed; `items` is clamped to what the payload holds. */
-      declaredCount: number;
-      items: ForgetItem[];
-    }
-  | { kind: 'GETATTR'; h: RequestHeader; getattrFlags: number; fh: number | undefined }
-  | { kind: 'READLINK' | 'STATFS' | 'DESTROY'; h: RequestHeader }
-  | { kind: 'OPEN' | 'OPENDIR'; h: RequestHeader; flags: number; openFlags: number }
-  | { kind: 'READ' | 'READDIR' | 'READDIRPLUS'; h: RequestHeader; read: ReadRequest }
-  | {
-      kind: 'RELEASE' | 'RELEASEDIR';
-      h: RequestHeader;
-      fh: number;
-      flags: number;
-      releaseFlags: number;
-      lockOwner: number;
-    }
-  | { kind: 'FLUSH'; h: RequestHeader; fh: number; lockOwner: number }
-  | { kind: 'GETXATTR'; h: RequestHeader; size: number; name: string }
-  | { kind: 'LISTXATTR'; h: RequestHeader; size: number }
-  | { kind: 'ACCESS'; h: RequestHeader; mask: number }
-  | { kind: 'INTERRUPT'; h: RequestHeader; target: number }
-  | { kind: 'POLL'; h: RequestHeader; fh: number; kh: number; pollFlags: number; events: number }
-  /** Every other opcode (mutating, unknown, unsupported): the body is not interpreted. */
-  | { kind: 'OTHER'; h: RequestHeader; bodyLength: number };
-
-function need(h: RequestHeader, bodyLen: number, want: number): void {
-  if (bodyLen < want) {
-    throw new FuseDecodeError(
-      `${opcodeName(h.opcode)}: body of ${bodyLen} bytes, need ${want}`,
-      Errno.EINVAL,
-      h.unique,
-    );
-  }
-}
-
-/**
- * Decodes one request occupying [start, start + header.len). `end` bounds what may be read (the
- * bytes actually read from the device). Never reads outside that range; throws FuseDecodeError.
- */
-export function decodeRequest(buf: Buffer, start = 0, end = buf.length): FuseRequest {
-  const h = decodeInHeader(buf, start, end);
-  const b = start + InHeader.SIZE;
-  const e = start + h.len - h.extLen;
-  const n = e - b;
-  switch (h.opcode) {
-    case Opcode.LOOKUP:
-      return { kind: 'LOOKUP', h, name: decodeName(buf, b, e, h.unique) };
-    case Opcode.GETATTR: {
-      // Kernels before 7.9 sent no fuse_getattr_in.
-      if (n < GetattrIn.SIZE) return { kind: 'GETATTR', h, getattrFlags: 0, fh: undefined };
-      const getattrFlags = buf.readUInt32LE(b + GetattrIn.getattr_flags);
-      const fh = (getattrFlags & FUSE_GETATTR_FH) !== 0 ? readU64(buf, b + GetattrIn.fh) : undefined;
-      return { kind: 'GETATTR', h, getattrFlags, fh };
-    }
-    case Opcode.FORGET:
-      need(h, n, ForgetIn.SIZE);
-      return { kind: 'FORGET', h, nlookup: readU64(buf, b + ForgetIn.nlookup) };
-    case Opcode.BATCH_FORGET: {
-      need(h, n, BatchForgetIn.SIZE);
-      const declaredCount = buf.readUInt32LE(b + BatchForgetIn.count);
-      const fits = Math.floor((n - BatchForgetIn.SIZE) / ForgetOne.SIZE);
-      const count = declaredCount < fits ? declaredCount : fits;
-      const items: ForgetItem[] = new Array(count);
-      let p = b + BatchForgetIn.SIZE;
-      for (let i = 0; i < count; i++, p += ForgetOne.SIZE) {
-        items[i] = { nodeId: readU64(buf, p + ForgetOne.nodeid), nlookup: readU64(buf, p + ForgetOne.nlookup) };
-      }
-      return { kind: 'BATCH_FORGET', h, declaredCount, items };
-    }
-    case Opcode.INIT: {
-      need(h, n, 8);
-      const major = buf.readUInt32LE(b + InitIn.major);
-      const minor = buf.readUInt32LE(b + InitIn.minor);
-      const maxReadahead = n >= 12 ? buf.readUInt32LE(b + InitIn.max_readahead) : 0;
-      const flags = n >= 16 ? buf.readUInt32LE(b + InitIn.flags) : 0;
-      const flags2 = n >= 20 && (flags & InitFlags.INIT_EXT) !== 0 ? buf.readUInt32LE(b + InitIn.flags2) : 0;
-      return { kind: 'INIT', h, init: { major, minor, maxReadahead, flags, flags2 } };
-    }
-    case Opcode.READLINK:
-      return { kind: 'READLINK', h };
-    case Opcode.STATFS:
-      return { kind: 'STATFS', h };
-    case Opcode.DESTROY:
-      return { kind: 'DESTROY', h };
-    case Opcode.OPEN:
-    case Opcode.OPENDIR:
-      need(h, n, OpenIn.SIZE);
-      return {
-        kind: h.opcode === Opcode.OPEN ? 'OPEN' : 'OPENDIR',
-        h,
-        flags: buf.readUInt32LE(b + OpenIn.flags),
-        openFlags: buf.readUInt32LE(b + OpenIn.open_flags),
-      };
-    case Opcode.READ:
-    case Opcode.READDIR:
-    case Opcode.READDIRPLUS: {
-      need(h, n, FUSE_COMPAT_READ_IN_SIZE);
-      const full = n >= ReadIn.SIZE;
-      return {
-        kind: h.opcode === Opcode.READ ? 'READ' : h.opcode === Opcode.READDIR ? 'READDIR' : 'READDIRPLUS',
-        h,
-        read: {
-          fh: readU64(buf, b + ReadIn.fh),
-          offset: readU64(buf, b + ReadIn.offset),
-          size: buf.readUInt32LE(b + ReadIn.size),
-          readFlags: full ? buf.readUInt32LE(b + ReadIn.read_flags) : 0,
-          lockOwner: full ? readU64(buf, b + ReadIn.lock_owner) : 0,
-          flags: full ? buf.readUInt32LE(b + ReadIn.flags) : 0,
-        },
-      };
-    }
-    case Opcode.RELEASE:
-    case Opcode.RELEASEDIR: {
-      need(h, n, 16);
-      const full = n >= ReleaseIn.SIZE;
-      return {
-        kind: h.opcode === Opcode.RELEASE ? 'RELEASE' : 'RELEASEDIR',
-        h,
-        fh: readU64(buf, b + ReleaseIn.fh),
-        flags: buf.readUInt32LE(b + ReleaseIn.flags),
-        releaseFlags: buf.readUInt32LE(b + ReleaseIn.release_flags),
-        lockOwner: full ? readU64(buf, b + ReleaseIn.lock_owner) : 0,
-      };
-    }
-    case Opcode.FLUSH:
-      need(h, n, FlushIn.SIZE);
-      return { kind: 'FLUSH', h, fh: readU64(buf, b + FlushIn.fh), lockOwner: readU64(buf, b + FlushIn.lock_owner) };
-    case Opcode.GETXATTR:
-      need(h, n, GetxattrIn.SIZE + 1);
-      return {
-        kind: 'GETXATTR',
-        h,
-        size: buf.readUInt32LE(b + GetxattrIn.size),
-        name: decodeName(buf, b + GetxattrIn.SIZE, e, h.unique),
-      };
-    case Opcode.LISTXATTR:
-      need(h, n, GetxattrIn.SIZE);
-      return { kind: 'LISTXATTR', h, size: buf.readUInt32LE(b + GetxattrIn.size) };
-    case Opcode.ACCESS:
-      need(h, n, AccessIn.SIZE);
-      return { kind: 'ACCESS', h, mask: buf.readUInt32LE(b + AccessIn.mask) };
-    case Opcode.INTERRUPT:
-      need(h, n, InterruptIn.SIZE);
-      return { kind: 'INTERRUPT', h, target: readUnique(buf, b + InterruptIn.unique) };
-    case Opcode.POLL: {
-      need(h, n, FUSE_COMPAT_POLL_IN_SIZE);
-      return {
-        kind: 'POLL',
-        h,
-        fh: readU64(buf, b + PollIn.fh),
-        kh: readU64(buf, b + PollIn.kh),
-        pollFlags: n >= PollIn.SIZE ? buf.readUInt32LE(b + PollIn.flags) : 0,
-        events: n >= PollIn.SIZE ? buf.readUInt32LE(b + PollIn.events) : 0,
-      };
-    }
-    default:
-      return { kind: 'OTHER', h, bodyLength: n };
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ export * from './codec.js';
 export * from './types.js';
 export * from './device.js';
 export * from './session.js';
+export * from './opcodes.js';
+export * from './init.js';
 export * from './mount.js';
 export * from './module.js';
 export * from './tokens.js';
