@@ -15,12 +15,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { mountAt, serve, type MountOptions } from '../../src/fuse/mount.js';
-import { readHostIds } from '../../src/sources/host-ids.js';
-import { ProcNamespaceSource } from '../../src/sources/proc-namespace-source.js';
-import { ProcProcessSource } from '../../src/sources/proc-process-source.js';
-import { createHandleTree } from '../../src/tree/factory.js';
 import type { HandleTreeOptions } from '../../src/tree/handle-fs.js';
 import { fields } from './harness.js';
+import { assembleRealTree } from '../helpers/real-tree.js';
 
 const execFileP = promisify(execFile);
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -51,15 +48,12 @@ async function mountTree(t: ExecutionContext, options: HandleTreeOptions = {}, m
   const mnt = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'handlefs-access-')));
   fs.chmodSync(mnt, 0o755);
   const logger = pino({ level: 'warn' });
-  const hostIds = readHostIds(logger);
-  const processSource = new ProcProcessSource({ logger, hostIds });
-  const namespaceSource = new ProcNamespaceSource({ logger });
-  const { tree } = createHandleTree({ processSource, namespaceSource, hostIds, logger, options });
+  const { tree, unbind } = assembleRealTree(logger, options);
   const session = await serve(tree, mnt, { entryTimeout: 3600, attrTimeout: 3600, allowOther: true, ...mount }, logger, { handleSignals: false });
   t.teardown(async () => {
     await session.stop('teardown').catch(() => undefined);
     if (mountAt(mnt)) spawnSync('umount', ['-i', '-c', '-l', mnt], { stdio: 'ignore' });
-    processSource.close();
+    unbind();
     fs.rmSync(mnt, { recursive: true, force: true });
   });
   return { mnt, tree };

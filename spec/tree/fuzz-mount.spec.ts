@@ -17,10 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { mountAt, serve } from '../../src/fuse/mount.js';
-import { readHostIds } from '../../src/sources/host-ids.js';
-import { ProcNamespaceSource } from '../../src/sources/proc-namespace-source.js';
-import { ProcProcessSource } from '../../src/sources/proc-process-source.js';
-import { createHandleTree } from '../../src/tree/factory.js';
+import { assembleRealTree } from '../helpers/real-tree.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CLIENT = path.join(here, 'fixtures/fuzz-client.py');
@@ -54,15 +51,12 @@ fuseTest('random system calls from root and nobody: no crash, no hang, nothing k
   fs.chmodSync(mnt, 0o755);
   fs.chmodSync(CLIENT, 0o755);
   const logger = pino({ level: 'silent' });
-  const hostIds = readHostIds(logger);
-  const processSource = new ProcProcessSource({ logger, hostIds });
-  const namespaceSource = new ProcNamespaceSource({ logger });
-  const { tree, table } = createHandleTree({ processSource, namespaceSource, hostIds, logger, options: { hidepid: 'noaccess' } });
+  const { tree, table, unbind } = assembleRealTree(logger, { hidepid: 'noaccess' });
   const session = await serve(tree, mnt, { entryTimeout: 1, attrTimeout: 1, allowOther: true }, logger, { handleSignals: false });
   t.teardown(async () => {
     await session.stop('teardown').catch(() => undefined);
     if (mountAt(mnt)) spawnSync('umount', ['-i', '-c', '-l', mnt], { stdio: 'ignore' });
-    processSource.close();
+    unbind();
     fs.rmSync(mnt, { recursive: true, force: true });
   });
   // HANDLEFS_FUZZ_SEED replays a run; each client's failure names its seed.

@@ -16,14 +16,11 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { mountAt, serve } from '../../src/fuse/mount.js';
 import type { Notifier } from '../../src/fuse/types.js';
-import { readHostIds } from '../../src/sources/host-ids.js';
-import { ProcNamespaceSource } from '../../src/sources/proc-namespace-source.js';
-import { ProcProcessSource } from '../../src/sources/proc-process-source.js';
-import { createHandleTree } from '../../src/tree/factory.js';
 import type { HandleTreeOptions } from '../../src/tree/handle-fs.js';
 import { PID_DIR } from '../../src/tree/layout.js';
 import { CAN_CHOOSE_PIDS, startAtPid } from '../helpers/at-pid.js';
 import { fields } from './harness.js';
+import { assembleRealTree } from '../helpers/real-tree.js';
 
 const HAVE_FUSE = fs.existsSync('/dev/fuse');
 const execFileP = promisify(execFile);
@@ -44,10 +41,7 @@ interface Delivery {
 async function mountTree(t: ExecutionContext, options: HandleTreeOptions = {}) {
   const mnt = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'handlefs-tree-')));
   const logger = pino({ level: 'warn' });
-  const hostIds = readHostIds(logger);
-  const processSource = new ProcProcessSource({ logger, hostIds });
-  const namespaceSource = new ProcNamespaceSource({ logger });
-  const { tree, table } = createHandleTree({ processSource, namespaceSource, hostIds, logger, options });
+  const { tree, table, unbind } = assembleRealTree(logger, options);
   // Record when the kernel took each invalidation.
   const deliveries: Delivery[] = [];
   const init = tree.init.bind(tree);
@@ -71,7 +65,7 @@ async function mountTree(t: ExecutionContext, options: HandleTreeOptions = {}) {
   t.teardown(async () => {
     await session.stop('teardown').catch(() => undefined);
     forceUnmount(mnt);
-    processSource.close();
+    unbind();
     fs.rmSync(mnt, { recursive: true, force: true });
   });
   return { mnt, tree, table, session, deliveries };

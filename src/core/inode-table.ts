@@ -67,6 +67,7 @@ export interface InodeTableOptions<T> {
   /** What incarnations are relative to (the boot id): stored rows of another scope are pruned on restore. */
   scope: string;
   logger: Logger;
+  /** Who hears of dentries and inodes coming and going; also settable once with listen(). */
   events?: TableEvents<T>;
   /** The rule per kind; kinds not named are `ordered`. */
   incarnations?: Readonly<Record<string, IncarnationOrder>>;
@@ -96,7 +97,9 @@ export class InodeTable<T> {
   private readonly store: InodeStore;
   private readonly allocator: Allocator;
   private readonly log: Logger;
-  private readonly events: TableEvents<T>;
+  private events: TableEvents<T>;
+  /** Someone listens already (given at construction or by listen()). */
+  private listening = false;
   private readonly incarnations: Readonly<Record<string, IncarnationOrder>>;
   readonly scope: string;
   private liveDentries = 0;
@@ -112,7 +115,18 @@ export class InodeTable<T> {
     this.scope = options.scope;
     this.log = options.logger;
     this.events = options.events ?? {};
+    this.listening = options.events !== undefined;
     this.incarnations = options.incarnations ?? {};
+  }
+
+  /**
+   * Sets who hears the table's events: the layer above, which is built after the table it uses
+   * (the tree subscribes in its constructor). Once: a second listener would silently replace the first.
+   */
+  listen(events: TableEvents<T>): void {
+    if (this.listening) throw new Error('the inode table already has a listener');
+    this.listening = true;
+    this.events = events;
   }
 
   /** How incarnations of `kind` compare (see IncarnationOrder). */

@@ -4,8 +4,6 @@ export const CORE = {
   Store: Symbol.for('handlefs.core.Store'),
   /** The table's scope: what incarnations are relative to (the boot id). */
   Scope: Symbol.for('handlefs.core.Scope'),
-  /** Events the layer above wants from the table. */
-  Events: Symbol.for('handlefs.core.Events'),
   /** How incarnations compare per kind (`Record<kind, IncarnationOrder>`); optional, default ordered. */
   Incarnations: Symbol.for('handlefs.core.Incarnations'),
   Allocator: Symbol.for('handlefs.core.Allocator'),

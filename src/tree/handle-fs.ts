@@ -105,28 +105,6 @@ export interface HandleTreeDeps {
   timers?: Timers;
   clock?: Clock;
   options?: HandleTreeOptions;
-  /** If the table was built with this relay as its events, the tree attaches to it. */
-  relay?: TableEventRelay;
-}
-
-/**
- * Table events that forward to a target set later: the table needs its events when it is built,
- * and the tree needs the table when it is built.
- */
-export class TableEventRelay implements TableEvents<HandleObject> {
-  target: TableEvents<HandleObject> | null = null;
-  created(d: Dentry<HandleObject>): void {
-    this.target?.created?.(d);
-  }
-  released(d: Dentry<HandleObject>): void {
-    this.target?.released?.(d);
-  }
-  dead(inode: Inode<HandleObject>): void {
-    this.target?.dead?.(inode);
-  }
-  dropped(inode: Inode<HandleObject>): void {
-    this.target?.dropped?.(inode);
-  }
 }
 
 interface FileState {
@@ -272,7 +250,7 @@ export class HandleTree implements LowLevelFileSystem {
       dead: (inode) => this.onDead(inode),
       dropped: (inode) => this.onDropped(inode),
     };
-    if (deps.relay) deps.relay.target = this.events;
+    this.table.listen(this.events);
   }
 
   // ---- lifetime ----

@@ -3,8 +3,9 @@
  *
  * Needs: CORE.Table (coreModule, with CORE.Store and CORE.Scope bound by the assembler — the
  * scope must be the boot id), the SOURCES tokens (createSourcesModule or the fakes), LOGGER.
- * Binds: TREE.EventRelay, CORE.Events (the table's events go to the tree), TREE.HandleTree and
- * FUSE_TOKENS.FileSystem. The tree restores the rows of CORE.Store when it is first resolved.
+ * Binds: CORE.Incarnations (how the tree's kinds compare), TREE.HandleTree and
+ * FUSE_TOKENS.FileSystem. The tree listens to the table's events (it is built after the table and
+ * subscribes itself) and restores the rows of CORE.Store when it is first resolved.
  */
 import { ContainerModule } from 'inversify';
 import type { Logger } from 'pino';
@@ -16,7 +17,7 @@ import { SOURCES } from '../sources/tokens.js';
 import { LOGGER } from '../tokens.js';
 import type { HandleObject } from './context.js';
 import { INCARNATIONS } from './kinds.js';
-import { HandleTree, TableEventRelay, type HandleTreeOptions } from './handle-fs.js';
+import { HandleTree, type HandleTreeOptions } from './handle-fs.js';
 import type { Timers } from './timers.js';
 import { realTimers } from './timers.js';
 import { TREE } from './tokens.js';
@@ -34,12 +35,6 @@ export function createTreeModule(config: TreeModuleOptions = {}): ContainerModul
   return new ContainerModule(({ bind }) => {
     if (config.options) bind<HandleTreeOptions>(TREE.Options).toConstantValue(config.options);
     if (config.bindScope) bind<string>(CORE.Scope).toDynamicValue((ctx) => ctx.get(SOURCES.ProcessSource).identityScope()).inSingletonScope();
-    bind<TableEventRelay>(TREE.EventRelay)
-      .toDynamicValue(() => new TableEventRelay())
-      .inSingletonScope();
-    bind(CORE.Events)
-      .toDynamicValue((ctx) => ctx.get<TableEventRelay>(TREE.EventRelay))
-      .inSingletonScope();
     bind(CORE.Incarnations).toConstantValue(INCARNATIONS);
     bind<HandleTree>(TREE.HandleTree)
       .toDynamicValue((ctx) => {
@@ -53,7 +48,6 @@ export function createTreeModule(config: TreeModuleOptions = {}): ContainerModul
           hostIds: ctx.get(SOURCES.HostIds),
           logger: ctx.get<Logger>(LOGGER).child({ layer: 'tree' }),
           timers,
-          relay: ctx.get<TableEventRelay>(TREE.EventRelay),
           ...(options === undefined ? {} : { options }),
         });
         if (config.restore ?? true) {

@@ -2,8 +2,6 @@
 export const TREE = {
   /** The HandleTree (also bound as FUSE_TOKENS.FileSystem). Singleton; destroyed on unbind. */
   HandleTree: Symbol.for('handlefs.tree.HandleTree'),
-  /** The TableEventRelay the table's events (CORE.Events) forward through to the tree. */
-  EventRelay: Symbol.for('handlefs.tree.EventRelay'),
   /** Optional HandleTreeOptions (timeouts, grace period, sweep interval). */
   Options: Symbol.for('handlefs.tree.Options'),
   /** Optional Timers (default: real, unref()ed timers over SOURCES.Clock). Tests bind ManualTimers. */
