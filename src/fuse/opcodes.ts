@@ -162,12 +162,22 @@ const entry: ReplyFn<Entry> = (w, ctx, v) => w.entry(ctx, v);
 const attr: ReplyFn<AttrReply> = (w, ctx, v) => w.attr(ctx, v);
 const empty: ReplyFn<unknown> = (w, ctx) => w.empty(ctx);
 const readdir: ReplyFn<DirEntry[]> = (w, ctx, v) => w.readdir(ctx, v);
-const readdirOpts = (ctx: Ctx, a: { read: ReadRequest }, plus: boolean): number => {
-  // What one reply can carry, whatever the kernel asks.
-  ctx.size = Math.min(a.read.size, OUT_BUFFER_SIZE - OutHeader.SIZE);
-  ctx.plus = plus;
-  return ctx.size;
-};
+
+/** READDIR and READDIRPLUS: one handler, entries with or without their lookups. */
+function readdirRow(opcode: number, plus: boolean): FsRow<{ read: ReadRequest }, DirEntry[]> {
+  return {
+    opcode,
+    decode: readIn,
+    call: (fs, ctx, { read: r }) => {
+      // What one reply can carry, whatever the kernel asks.
+      ctx.size = Math.min(r.size, OUT_BUFFER_SIZE - OutHeader.SIZE);
+      ctx.plus = plus;
+      return fs.readdir ? fs.readdir(ctx, ctx.nodeId, r.fh, r.offset, ctx.size, plus) : enosys();
+    },
+    reply: readdir,
+    describe: describeRead,
+  };
+}
 
 // ---- the table --------------------------------------------------------------------------------
 
@@ -299,26 +309,8 @@ export const OPCODES = {
     reply: (w, ctx, v: unknown) => w.read(ctx, v),
     describe: describeRead,
   }),
-  READDIR: fsRow({
-    opcode: Opcode.READDIR,
-    decode: readIn,
-    call: (fs, ctx, a) => {
-      const size = readdirOpts(ctx, a, false);
-      return fs.readdir ? fs.readdir(ctx, ctx.nodeId, a.read.fh, a.read.offset, size, false) : enosys();
-    },
-    reply: readdir,
-    describe: describeRead,
-  }),
-  READDIRPLUS: fsRow({
-    opcode: Opcode.READDIRPLUS,
-    decode: readIn,
-    call: (fs, ctx, a) => {
-      const size = readdirOpts(ctx, a, true);
-      return fs.readdir ? fs.readdir(ctx, ctx.nodeId, a.read.fh, a.read.offset, size, true) : enosys();
-    },
-    reply: readdir,
-    describe: describeRead,
-  }),
+  READDIR: readdirRow(Opcode.READDIR, false),
+  READDIRPLUS: readdirRow(Opcode.READDIRPLUS, true),
   RELEASE: fsRow({
     opcode: Opcode.RELEASE,
     decode: releaseIn,
@@ -426,10 +418,17 @@ type Rows = typeof OPCODES;
 type Kind = keyof Rows;
 
 const BY_OPCODE: Array<OpcodeRow | undefined> = [];
+const FAST: Array<FsRow<unknown, unknown> | undefined> = [];
 const NAMES: string[] = [];
 for (const [name, row] of Object.entries(OPCODES) as Array<[Kind, OpcodeRow]>) {
   BY_OPCODE[row.opcode] = row;
+  if (isFsRow(row) && row.fast === true) FAST[row.opcode] = row;
   NAMES[row.opcode] = name;
+}
+
+/** The row serving `opcode` on the fast path, if it is one of those (LOOKUP, GETATTR). */
+export function fastRow(opcode: number): FsRow<unknown, unknown> | undefined {
+  return FAST[opcode];
 }
 
 /** The row serving `opcode` (OTHER for those the session does not serve). */

@@ -38,7 +38,7 @@ import {
 import { RepeatedErrorLog } from '../util/repeated-error-log.js';
 import type { ChannelSink, FuseChannel } from './device.js';
 import { negotiateInit, type InitWishes } from './init.js';
-import { describeRequest, isFsRow, opcodeRow, type FsRow, type SessionOps } from './opcodes.js';
+import { describeRequest, fastRow, isFsRow, opcodeRow, type FsRow, type SessionOps } from './opcodes.js';
 import { Replies, type ReplyFn } from './replies.js';
 import { Ctx, isThenable } from './request-context.js';
 import { SessionNotifier } from './session-notifier.js';
@@ -441,8 +441,8 @@ export class FuseSession {
   private fastPath(buf: Buffer, start: number, end: number): boolean {
     const dv = readView(buf);
     const opcode = dv.getUint32(start + InHeader.opcode, true);
-    const row = opcodeRow(opcode);
-    if (!isFsRow(row) || row.fast !== true || dv.getUint16(start + InHeader.total_extlen, true) !== 0) return false;
+    const row = fastRow(opcode);
+    if (row === undefined || dv.getUint16(start + InHeader.total_extlen, true) !== 0) return false;
     const unique = readUnique(buf, start + InHeader.unique);
     let args: unknown;
     try {
@@ -465,8 +465,9 @@ export class FuseSession {
       this.fail(ctx, e);
       return;
     }
-    if (isThenable(r)) this.later(ctx, r, row.reply);
-    else this.complete(ctx, row.reply, r);
+    // Answered now: nothing can wait for a request that was never in flight.
+    if (!isThenable(r)) row.reply(this.replies, ctx, r);
+    else this.later(ctx, r, row.reply);
   }
 
   private later(ctx: Ctx, p: PromiseLike<unknown>, reply: ReplyFn<never>): void {
