@@ -15,7 +15,7 @@ import {
   type FuseServer,
   type SessionFactory,
 } from '../../src/fuse/index.js';
-import { MemoryChannel, captureLogger } from './helpers/fake-channel.js';
+import { MemoryChannel, captureLogger } from './helpers/session-harness.js';
 import { SAMPLE_TREE, TreeFs } from './helpers/tree-fs.js';
 import { requestBody, encodeRequest, decodeInitOut } from '../../src/testing/kernel-codec.js';
 

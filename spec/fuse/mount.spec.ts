@@ -27,7 +27,7 @@ import {
   type Entry,
   type LowLevelFileSystem,
 } from '../../src/fuse/index.js';
-import { captureLogger } from './helpers/fake-channel.js';
+import { captureLogger } from './helpers/session-harness.js';
 import { SAMPLE_TREE, TreeFs } from './helpers/tree-fs.js';
 import { AS_NOBODY, NOBODY, nobodyView } from '../helpers/as-nobody.js';
 

@@ -19,7 +19,7 @@ import {
   type LowLevelFileSystem,
   type RequestContext,
 } from '../../src/fuse/index.js';
-import { KERNEL_FLAGS_745, harness } from './helpers/fake-channel.js';
+import { KERNEL_FLAGS_745, harness } from './helpers/session-harness.js';
 import { SAMPLE_TREE, TreeFs } from './helpers/tree-fs.js';
 import { decodeDirents, decodeEntryOut, decodeAttrOut, decodeInitOut, decodeNotification, decodeOpenOut, decodeOutHeader, decodeStatfsOut, encodeRequest, requestBody } from '../../src/testing/kernel-codec.js';
 
