@@ -5,6 +5,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { CORE } from '../../src/core/tokens.js';
 import { FUSE_TOKENS } from '../../src/fuse/tokens.js';
+import { FuseSession } from '../../src/fuse/session.js';
 import { FuseError, type DirEntry, type Entry, type LowLevelFileSystem } from '../../src/fuse/types.js';
 import {
   BY_INO_DIR,
@@ -57,6 +58,24 @@ test('it is the service container: assembleContainer with the fake host, a Memor
   t.true(fs.container.isBound(FUSE_TOKENS.Server), 'the FUSE module is loaded, as in the service');
   t.is(fs.table.scope, fs.host.hostIds.bootId);
   t.is(fs.session.fs, fs.tree);
+});
+
+test('one session: the requests go through the FuseSession a mount runs, built by the container, and come back through its replies', async (t) => {
+  const fs = kit(t, { entryTimeout: 7 });
+  t.true(fs.session.server instanceof FuseSession);
+  t.is(fs.session.server.connection?.entryTimeout, 7, 'INIT was negotiated with the session, with the kit\'s options');
+  const before = { ...fs.session.server.stats };
+  const p = fs.host.start();
+  const e = await fs.lookupPath(`pid/${p.pid}`);
+  t.is(e.entryTimeout, 7);
+  fs.forget(e.nodeId);
+  const after = fs.session.server.stats;
+  t.is(after.requests - before.requests, 4, 'LOOKUP pid, LOOKUP <pid>, FORGET pid (the walk lets go of it), FORGET <pid>');
+  t.is(after.replies - before.replies, 2, 'FORGET has no reply');
+  t.is(after.forgets - before.forgets, 2);
+  t.is(fs.counts(e.nodeId), undefined, 'the FORGET reached the tree through the session');
+  await fs.close();
+  t.false(fs.session.server.running, 'close() ends the session: DESTROY, then the connection');
 });
 
 test('pid reuse: same pid, new start time, a new and larger inode; the old handle reads dead and its name is gone', async (t) => {
