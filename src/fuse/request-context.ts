@@ -3,13 +3,10 @@
  * The AbortController is created only if a handler asks for the signal.
  */
 import { Errno } from './abi.js';
-import type { ReplyFn } from './replies.js';
 import { FuseError, type RequestContext } from './types.js';
 
 export class Ctx implements RequestContext {
   interrupted = false;
-  /** How to answer, kept for an asynchronous completion. */
-  reply: ReplyFn<never> | undefined = undefined;
   /** The most bytes the reply may carry (READ, READDIR, GETXATTR, LISTXATTR). */
   size = 0;
   /** READDIRPLUS: entries carry lookups. */

@@ -471,7 +471,6 @@ export class FuseSession {
   }
 
   private later(ctx: Ctx, p: PromiseLike<unknown>, reply: ReplyFn<never>): void {
-    ctx.reply = reply;
     this.inflight.set(ctx.unique, ctx);
     const observer = this.observer;
     const arrivedAt = this.arrivedAt;
@@ -479,7 +478,7 @@ export class FuseSession {
     p.then(
       (v) => {
         this.inflight.delete(ctx.unique);
-        this.complete(ctx, ctx.reply!, v);
+        this.complete(ctx, reply, v);
         observer?.(ctx.opcode, (performance.now() - arrivedAt) / 1000);
       },
       (e: unknown) => {
