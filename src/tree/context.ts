@@ -16,10 +16,6 @@ export interface HandleObject {
   ino: Ino;
 }
 
-// The table of kinds (kinds.ts) decides how incarnations compare; re-exported here only for
-// tree/factory.ts, which is to go.
-export { INCARNATIONS } from './kinds.js';
-
 export interface TreeContext {
   readonly table: InodeTable<HandleObject>;
   readonly log: Logger;
