@@ -161,7 +161,7 @@ test('treeModule wires the tree into a container: table events, FUSE FileSystem,
   const e = await tree.lookup(rc(), PID_DIR, String(p.pid));
   t.is(e.entryTimeout, 60);
   host.exit(p.pid);
-  t.true(notifier.notes.some((n) => n.op === 'invalInode' && n.ino === e.nodeId), 'CORE.Events reach the tree');
+  t.true(notifier.notes.some((n) => n.op === 'invalInode' && n.ino === e.nodeId), 'the table’s events reach the tree');
   await container.unbindAll();
 });
 
