@@ -2,6 +2,10 @@
  * handlefs native helper: the few Linux system calls Node cannot make by itself.
  *
  *   pidfdOpen(pid)            -> fd          pidfd_open(2), O_CLOEXEC implied by the kernel
+ *   pidfdOpenByHandle(ino)    -> fd          a pidfd reopened from a pidfs inode number through a
+ *                                            pidfs file handle (open_by_handle_at, FD_PIDFS_ROOT,
+ *                                            6.17): no pid, so no pid-reuse race; ESTALE once the
+ *                                            process is reaped (a zombie still opens)
  *   nsIoctl(fd, op)           -> number | bigint
  *       op: "NS_GET_USERNS" | "NS_GET_PARENT"  -> new fd (caller closes it)
  *           "NS_GET_NSTYPE"                    -> CLONE_NEW* value
@@ -129,6 +133,7 @@ static const char *errno_name(int err) {
     case EOVERFLOW: return "EOVERFLOW";
     case ENOPROTOOPT: return "ENOPROTOOPT";
     case ENOTSOCK: return "ENOTSOCK";
+    case ESTALE: return "ESTALE";
     default: return "EUNKNOWN";
   }
 }
@@ -166,6 +171,39 @@ static napi_value pidfd_open_js(napi_env env, napi_callback_info info) {
   if (fd < 0) return throw_errno(env, errno, "pidfd_open");
   napi_value result;
   NAPI_CALL(env, napi_create_int32(env, (int32_t)fd, &result));
+  return result;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* pidfdOpenByHandle(pidfsIno): a pidfd reopened from the process's pidfs inode number alone */
+
+/* A pidfs file handle (6.14+): type FILEID_KERNFS (0xfe), 8 bytes: the pidfs inode number. */
+#define HFS_FILEID_KERNFS 0xfe
+#ifndef FD_PIDFS_ROOT
+#define FD_PIDFS_ROOT -10002 /* 6.17: open_by_handle_at's mount fd for pidfs handles */
+#endif
+
+static napi_value pidfd_open_by_handle_js(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_valuetype t;
+  int64_t ino = 0;
+  if (argc < 1 || napi_typeof(env, argv[0], &t) != napi_ok || t != napi_number || napi_get_value_int64(env, argv[0], &ino) != napi_ok || ino <= 0)
+    return throw_type(env, "pidfdOpenByHandle(pidfsIno): pidfsIno must be a positive integer");
+  union {
+    struct file_handle fh;
+    char buf[sizeof(struct file_handle) + sizeof(uint64_t)];
+  } h;
+  uint64_t v = (uint64_t)ino;
+  h.fh.handle_bytes = sizeof v;
+  h.fh.handle_type = HFS_FILEID_KERNFS;
+  memcpy(h.fh.f_handle, &v, sizeof v);
+  /* ESTALE: no such process any more (reaped); the pidfd of a zombie still opens. */
+  int fd = open_by_handle_at(FD_PIDFS_ROOT, &h.fh, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "open_by_handle_at");
+  napi_value result;
+  NAPI_CALL(env, napi_create_int32(env, fd, &result));
   return result;
 }
 
@@ -566,6 +604,7 @@ static napi_value peer_cred_js(napi_env env, napi_callback_info info) {
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
     {"pidfdOpen", NULL, pidfd_open_js, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"pidfdOpenByHandle", NULL, pidfd_open_by_handle_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"nsIoctl", NULL, ns_ioctl_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"watchFd", NULL, watch_fd_js, NULL, NULL, NULL, napi_enumerable, NULL},
     {"unwatch", NULL, unwatch_js, NULL, NULL, NULL, napi_enumerable, NULL},

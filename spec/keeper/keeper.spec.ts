@@ -5,136 +5,13 @@
  * numbers. Every mount is removed in every outcome.
  */
 import test, { type ExecutionContext } from 'ava';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { EXIT } from '../../src/cli/exit-codes.js';
-import { requestControl } from '../../src/service/control.js';
 import type { ServiceStatus } from '../../src/service/status.js';
 import { CAN_CHOOSE_PIDS, startAtPid } from '../helpers/at-pid.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = path.join(ROOT, 'dist/cli/main.js');
-const haveFuse = fs.existsSync('/dev/fuse');
-const isRoot = process.getuid?.() === 0;
-const mountTest = haveFuse && isRoot ? test.serial : test.serial.skip;
-if (!haveFuse) console.log('keeper.spec: /dev/fuse is absent on this machine; the keeper tests are skipped');
-else if (!isRoot) console.log('keeper.spec: not root; the keeper tests are skipped');
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Polls `cond` every 20 ms for up to `ms`. */
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await sleep(20)) if (cond()) return true;
-  return cond();
-}
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the bin without blocking the event loop (the keeper may be our child and must be reaped). */
-function run(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    c.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function isMounted(p: string): boolean {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === p);
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) [ZX]/s.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-async function gone(pid: number, ms = 5000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (alive(pid) && Date.now() < deadline) await sleep(10);
-  return !alive(pid);
-}
-
-interface Sandbox {
-  dir: string;
-  mnt: string;
-  state: string;
-  env: NodeJS.ProcessEnv;
-  /** Processes to kill at the end (keepers we started, targets). */
-  pids: number[];
-  /** Files bind-mounted over, unmounted at the end. */
-  binds: string[];
-}
-
-function sandbox(t: ExecutionContext): Sandbox {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'handlefs-keeper-'));
-  const mnt = path.join(dir, 'mnt');
-  fs.mkdirSync(mnt);
-  const sb: Sandbox = { dir, mnt, state: path.join(dir, 'state.db'), env: { HANDLEFS_RUNTIME_DIR: path.join(dir, 'run') }, pids: [], binds: [] };
-  t.teardown(async () => {
-    for (const b of sb.binds) if (isMounted(b)) spawnSync('umount', ['-l', b]);
-    for (const pid of sb.pids) {
-      for (const c of childrenOf(pid)) if (alive(c)) process.kill(c, 'SIGKILL');
-      if (alive(pid)) process.kill(pid, 'SIGKILL');
-    }
-    if (isMounted(mnt)) spawnSync('umount', ['-l', mnt]);
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  return sb;
-}
-
-/** The service's status over its control socket (what `handlefs status --json` prints), in-process: fast. */
-async function status(sb: Sandbox): Promise<ServiceStatus | undefined> {
-  process.env.HANDLEFS_RUNTIME_DIR = sb.env.HANDLEFS_RUNTIME_DIR;
-  return requestControl<ServiceStatus>(sb.mnt, { op: 'status' }, 2000).catch(() => undefined);
-}
-
-/** `handlefs mount --daemon`; returns the keeper's status once the mount serves. */
-async function mountDaemon(t: ExecutionContext, sb: Sandbox, env: NodeJS.ProcessEnv = {}): Promise<ServiceStatus> {
-  const r = await run(['mount', sb.mnt, '--state', sb.state, '--daemon'], { ...sb.env, ...env });
-  t.is(r.code, 0, r.stderr);
-  const s = await status(sb);
-  if (s === undefined) return t.fail('no status after mount') as never;
-  sb.pids.push(s.keeperPid!);
-  return s;
-}
-
-/** The serving process's pid, from the keeper's children and the status. */
-async function waitNewServer(sb: Sandbox, old: number, ms = 15_000): Promise<ServiceStatus | undefined> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const s = await status(sb);
-    if (s !== undefined && s.pid !== old) return s;
-    await sleep(20);
-  }
-  return undefined;
-}
-
-/** A process to hold a pid: sleeps until killed. */
-function target(sb: Sandbox): ChildProcess {
-  const c = spawn('sleep', ['600'], { stdio: 'ignore' });
-  sb.pids.push(c.pid!);
-  return c;
-}
+import { alive, childrenOf, gone, isMounted, keeperCopies, mountDaemon, mountTest, run, sandbox, sleep, status, target, until, waitNewServer, type Sandbox } from './harness.js';
 
 /**
  * Clients: stat through the mount and a bind mount, read an open descriptor, until stopped.
@@ -349,19 +226,6 @@ mountTest('umount: a busy mount is reported (exit 16) with what holds it; --lazy
   spawnSync('umount', [bound]);
   t.true(await gone(s.keeperPid!, 10_000), 'the service exits once the last user is gone');
 });
-
-/** The keeper's open descriptors that name namespace `type:[inum]`. */
-function keeperCopies(keeperPid: number, type: string, inum: number): number {
-  let n = 0;
-  for (const fd of fs.readdirSync(`/proc/${keeperPid}/fd`)) {
-    try {
-      if (fs.readlinkSync(`/proc/${keeperPid}/fd/${fd}`) === `${type}:[${inum}]`) n++;
-    } catch {
-      /* closed meanwhile */
-    }
-  }
-  return n;
-}
 
 const haveUnshare = spawnSync('unshare', ['--net', 'true']).status === 0 && spawnSync('nsenter', ['--version']).status === 0;
 const nsMountTest = haveUnshare ? mountTest : test.serial.skip;

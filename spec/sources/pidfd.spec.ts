@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { NativePidfd, statExitStatus } from '../../src/sources/pidfd.js';
 import { tryLoadNative } from '../../src/sources/native.js';
 import { endingOfWaitStatus } from '../../src/sources/types.js';
-import { closeSync, fstatSync } from 'node:fs';
+import { closeSync, fstatSync, readFileSync } from 'node:fs';
 
 const native = tryLoadNative();
 const nativeTest = native === null ? test.skip : test;
@@ -125,4 +125,43 @@ nativeTest('watchExit through the pidfd: fires once at the exit; a disposed watc
     pa.close();
     pb.close();
   }
+});
+
+const zombieTest = native?.pidfdOpenByHandle !== undefined ? test : test.skip;
+
+zombieTest('reopened from the pidfs inode alone: a live process and a zombie open (with how it ended), a reaped one does not', async (t) => {
+  // sh starts a child and execs a sleep that never waits: the child, once killed, stays a zombie.
+  const parent = spawn('sh', ['-c', 'sleep 600 & exec sleep 601'], { stdio: 'ignore' });
+  t.teardown(() => parent.kill('SIGKILL'));
+  let kid = 0;
+  for (let i = 0; i < 200 && kid === 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    try {
+      kid = Number(readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, 'utf8').trim().split(/\s+/)[0] ?? 0);
+    } catch {
+      kid = 0;
+    }
+  }
+  t.true(kid > 0, 'the child runs');
+  const first = native!.pidfdOpen(kid);
+  const ino = fstatSync(first).ino;
+  closeSync(first);
+  const live = NativePidfd.reopen(native!, ino)!;
+  t.is(live.pidfsIno, ino);
+  t.deepEqual(live.ending(), { state: 'running' });
+  live.close();
+  process.kill(kid, 'SIGTERM');
+  for (let i = 0; i < 200 && !/\) Z /.test(readFileSync(`/proc/${kid}/stat`, 'utf8')); i++) await new Promise((r) => setTimeout(r, 10));
+  const zombie = NativePidfd.reopen(native!, ino)!;
+  t.truthy(zombie, 'a zombie reopens');
+  t.deepEqual(zombie.ending(), { state: 'killed', signal: 15 });
+  zombie.close();
+  // The child of a Node spawn is reaped at once: the handle no longer decodes.
+  const gone = spawn('true', { stdio: 'ignore' });
+  const gfd = native!.pidfdOpen(gone.pid!);
+  const gino = fstatSync(gfd).ino;
+  closeSync(gfd);
+  await new Promise((r) => gone.once('exit', r));
+  t.is(NativePidfd.reopen(native!, gino), null, 'reaped: ESTALE');
+  t.is(NativePidfd.reopen(native!, ino + 1_000_000_000), null, 'never existed');
 });

@@ -69,6 +69,32 @@ async function ask<T>(target: HandleTarget, request: ControlRequest, timeoutMs =
   }
 }
 
+/** How long a wait goes on asking after its service stopped answering (a crash or restart takes well under this). */
+const WAIT_RECONNECT_MS = 30_000;
+
+/**
+ * A request that may take as long as it must (a wait), across a crash or restart of the serving
+ * process: when the service stops answering (its connection ends or is refused) the request is
+ * asked again of its successor, for up to WAIT_RECONNECT_MS without an answer. A refusal is final.
+ */
+async function askAcrossRestarts<T>(target: HandleTarget, request: ControlRequest): Promise<T> {
+  let since: number | undefined;
+  for (;;) {
+    const asked = Date.now();
+    try {
+      return await requestControl<T>(target.mountpoint, request, 0);
+    } catch (e) {
+      if (e instanceof ControlRefusal) throw refusalError(target.given, e);
+      // An answer that took long was a live connection: the silence starts now.
+      if (since === undefined || Date.now() - asked > 1000) since = Date.now();
+      if (Date.now() - since >= WAIT_RECONNECT_MS || !fs.existsSync(controlSocketPath(target.mountpoint))) {
+        throw new CliError(`no handlefs service answers for ${target.mountpoint}: ${(e as Error).message}`, EXIT.serviceUnreachable);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 /** nsenter's option for each namespace type. */
 const NSENTER_OPTION: Record<string, string> = {
   mnt: '--mount',
@@ -235,7 +261,7 @@ export function describeEnding(e: ProcessEnding): string {
 /** `handlefs wait TARGET...`: prints how each ended; 0 when all ended and were waited for. */
 export async function waitTargets(targets: string[]): Promise<number> {
   const handles = targets.map(requireHandle);
-  const results = await Promise.allSettled(handles.map((h) => ask<ProcessEnding>(h, { op: 'wait', ino: h.ino }, 0)));
+  const results = await Promise.allSettled(handles.map((h) => askAcrossRestarts<ProcessEnding>(h, { op: 'wait', ino: h.ino })));
   let code: number = EXIT.ok;
   results.forEach((r, i) => {
     if (r.status === 'fulfilled') process.stdout.write(`${handles[i]!.given}: ${describeEnding(r.value)}\n`);

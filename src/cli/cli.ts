@@ -184,6 +184,10 @@ async function serveForKeeper(command: Extract<Command, { name: 'mount' }>): Pro
             released: (type, inum) => send({ t: 'ns-release', type, inum }),
           },
         },
+        handOff: {
+          polled: (kh) => send({ t: 'poll', kh }),
+          namespaceOpens: (type, inum, opens) => send({ t: 'ns-opens', type, inum, opens }),
+        },
         ...(order.resume !== null && order.resume !== undefined && { resume: order.resume as ConnectionInfo }),
       },
       onInit: (conn) => send({ t: 'init', conn }),
@@ -303,10 +307,12 @@ async function umount(mountpoint: string, lazy: boolean): Promise<number> {
   const binds = bindMountsOf(p);
   if (binds.length > 0 && !lazy) {
     // umount would succeed, yet the filesystem lives on in the bind mounts and so does the service.
+    // Files opened through the mount or through one of those bind mounts are named too.
+    const open = processesUnder(p, 5, binds.map((b) => b.mountpoint));
     throw new CliError(
-      `${p} is busy: ${describeHolders({ bindMounts: binds, processes: [] })}`,
+      `${p} is busy: ${describeHolders({ bindMounts: binds, processes: open })}`,
       EXIT.mountBusy,
-      `unmount those first, or detach it anyway: handlefs umount --lazy ${p}`,
+      `${open.length > 0 ? 'unmount and close' : 'unmount'} those first, or detach it anyway: handlefs umount --lazy ${p}`,
     );
   }
   const [cmd, args] = unmountCommand(p, lazy);

@@ -108,6 +108,7 @@ export class InodeTable<T> {
   private lookupCount = 0;
   private forgetCount = 0;
   private underflowCount = 0;
+  private writing = true;
 
   constructor(options: InodeTableOptions<T>) {
     this.store = options.store;
@@ -282,16 +283,25 @@ export class InodeTable<T> {
   /**
    * Loads rows stored by earlier runs. Rows of another scope, rows the caller says can no longer
    * exist, and older incarnations of a key are deleted from the store; numbers stay retired
-   * because the store's high-water mark never goes down.
+   * because the store's high-water mark never goes down. Rows `keep` answers 'dead' for are of
+   * objects that had ended but that a predecessor's kernel may still reference: restored dead,
+   * reachable by number only (instantiateRestored gives them a dentry).
    */
-  restore(records: Iterable<InodeRecord>, keep: (record: InodeRecord) => boolean = () => true): { kept: number; pruned: number } {
+  restore(records: Iterable<InodeRecord>, keep: (record: InodeRecord) => boolean | 'dead' = () => true): { kept: number; pruned: number } {
     let kept = 0;
     let pruned = 0;
     for (const r of records) {
       if (r.ino >= this.store.highWater) throw new Error(`stored inode ${r.ino} is not below the high-water mark ${this.store.highWater}`);
+      const verdict = r.scope === this.scope ? keep(r) : false;
+      if (verdict === 'dead') {
+        // Of an object that had ended (its record says how): reachable by number only, never by key.
+        this.byIno.set(r.ino, new Inode<T>(r.ino, r.generation, r.kind, r.key, r.incarnation, undefined));
+        kept++;
+        continue;
+      }
       const keys = this.keysOf(r.kind);
       const current = keys.get(r.key);
-      if (r.scope !== this.scope || !keep(r) || (current !== undefined && this.newer(current, r))) {
+      if (!verdict || (current !== undefined && this.newer(current, r))) {
         this.store.delete(r.ino);
         pruned++;
         continue;
@@ -309,6 +319,48 @@ export class InodeTable<T> {
       kept++;
     }
     return { kept, pruned };
+  }
+
+  /**
+   * The dentry, with one hold, of an inode restored from the store that this process has not seen
+   * yet (no object, no dentry): `object` is what the layer above made of its record. For nodes a
+   * predecessor revealed; a dead one (restored dead, or found gone) stays reachable by number only.
+   */
+  instantiateRestored(ino: Ino, object: T): Dentry<T> | undefined {
+    const inode = this.byIno.get(ino);
+    if (inode === undefined || inode.object !== undefined || inode.dentry !== null) return undefined;
+    inode.object = object;
+    const dentry = this.newDentry(inode);
+    dentry.holds++;
+    return dentry;
+  }
+
+  /**
+   * Records `state` with the inode's row (InodeRecord.state), replacing what was recorded; durable
+   * with the next flush, which it does not start (durable() does), and no reply that shows the
+   * number waits for it. Nothing once the inode has left the table (its row is gone for good).
+   */
+  record(inode: Inode<T>, state: string | null): void {
+    if (this.byIno.get(inode.ino) !== inode || !this.writing) return;
+    const put = this.store.putState?.bind(this.store) ?? this.store.put.bind(this.store);
+    put({
+      ino: inode.ino,
+      generation: inode.generation,
+      kind: inode.kind,
+      key: inode.key,
+      incarnation: inode.incarnation,
+      scope: this.scope,
+      ...(state !== null && { state }),
+    });
+  }
+
+  /**
+   * From now on the table changes no rows (records and deletions are dropped): the layer above is
+   * letting go of everything (its store closed, or the mount handed to a successor, whose rows these
+   * are now), and what it releases on the way out is not the kernel forgetting.
+   */
+  stopWriting(): void {
+    this.writing = false;
   }
 
   /** Inodes in the table (of one kind, if named), in no particular order. */
@@ -443,7 +495,7 @@ export class InodeTable<T> {
   private remove(inode: Inode<T>): void {
     if (this.byIno.get(inode.ino) !== inode) return;
     this.byIno.delete(inode.ino);
-    this.store.delete(inode.ino);
+    if (this.writing) this.store.delete(inode.ino);
     this.events.dropped?.(inode);
   }
 }

@@ -51,6 +51,12 @@ export class MemoryStore implements InodeStore {
     this.changes++;
   }
 
+  /** A state change of a row: never waited for by whenDurable (InodeStore.putState). */
+  putState(record: InodeRecord): void {
+    this.rows.set(record.ino, record);
+    this.changes++;
+  }
+
   delete(ino: Ino): void {
     this.rows.delete(ino);
     this.pendingRows.add(ino);

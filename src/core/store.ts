@@ -25,6 +25,12 @@ export interface InodeRecord {
    * are of objects that can no longer exist and may be pruned.
    */
   readonly scope: string;
+  /**
+   * What the layer above recorded about the object, for a successor of this process (opaque text
+   * the core and the store never interpret; null or absent when nothing was recorded). The tree
+   * keeps a process's last known fields here, and how it ended once it has.
+   */
+  readonly state?: string | null;
 }
 
 /** A half-open range [start, end) of numbers that nobody was ever given. */
@@ -48,6 +54,13 @@ export interface InodeStore {
   load(): Iterable<InodeRecord>;
   /** Queues a row; it is durable once a later flush() resolves. */
   put(record: InodeRecord): void;
+  /**
+   * Optional: queues a row that changes only its state (InodeRecord.state), for a number whose row
+   * is already durable or queued. Like put(), except that it never makes whenDurable(ino) wait:
+   * the number was made durable by its own row, and a state is no write-ahead matter. Stores
+   * without it get put().
+   */
+  putState?(record: InodeRecord): void;
   /** Queues removal of the row of an object that can no longer exist. Never frees the number. */
   delete(ino: Ino): void;
   /** True while puts or deletes wait for a flush. */

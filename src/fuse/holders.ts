@@ -41,10 +41,14 @@ export function bindMountsOf(mountpoint: string): MountHolders['bindMounts'] {
   return all.filter((m) => m.dev === own.dev && m.mountpoint !== mountpoint).map((m) => ({ mountpoint: m.mountpoint, root: m.root }));
 }
 
-/** Processes with an open file, cwd or root under `mountpoint` (at most `limit`). */
-export function processesUnder(mountpoint: string, limit = 5): MountHolders['processes'] {
+/**
+ * Processes with an open file, cwd or root under `mountpoint` (at most `limit`), or at one of
+ * `bindMounts` (the mountpoints of bind mounts of its files: a file opened through one).
+ */
+export function processesUnder(mountpoint: string, limit = 5, bindMounts: readonly string[] = []): MountHolders['processes'] {
   const prefix = `${mountpoint}/`;
-  const under = (target: string) => target === mountpoint || target.startsWith(prefix);
+  const at = new Set(bindMounts);
+  const under = (target: string) => target === mountpoint || target.startsWith(prefix) || at.has(target);
   const found: MountHolders['processes'] = [];
   let pids: string[] = [];
   try {

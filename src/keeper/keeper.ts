@@ -22,6 +22,9 @@
  * - keeps its own copy of every namespace descriptor the server holds (told over the channel), so
  *   a crash releases none; the successor gets the list, re-opens them through /proc/<keeper>/fd
  *   and adopts them; the copy is closed when the service lets the namespace go;
+ * - remembers the kernel's poll handles of clients waiting in poll(2) on a handle and wakes them
+ *   at every takeover (they poll the successor again), and how many files each held namespace's
+ *   handle has open (the successor keeps those held until their RELEASE);
  * - SIGTERM/SIGINT: the server unmounts and flushes; the keeper exits with its code.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -43,13 +46,19 @@ export type FromServer =
   /** The server holds a namespace from now on: its descriptor `fd` (the keeper takes a copy). */
   | { t: 'ns-hold'; type: string; inum: number; nsId: string | null; fd: number }
   /** The service no longer holds the namespace: the keeper closes its copy. */
-  | { t: 'ns-release'; type: string; inum: number };
+  | { t: 'ns-release'; type: string; inum: number }
+  /** Open files of the handle of a held namespace (`opens`): a successor keeps the hold while they may be open. */
+  | { t: 'ns-opens'; type: string; inum: number; opens: number }
+  /** A client waits in poll(2) on a handle: `kh` is the kernel's poll handle, woken at every takeover. */
+  | { t: 'poll'; kh: number };
 
 /** A namespace the keeper holds for the service. */
 export interface HeldNamespaceCopy {
   type: string;
   inum: number;
   nsId: string | null;
+  /** Open files of its handle when the server last said (absent: none). */
+  opens?: number;
 }
 
 /** What a server is told about its keeper (and reports in `handlefs status`). */
@@ -90,6 +99,7 @@ export interface KeeperOptions {
 }
 
 /** FUSE notification codes (include/uapi/linux/fuse.h). */
+const NOTIFY_POLL = 1;
 const NOTIFY_RESEND = 7;
 const NOTIFY_INC_EPOCH = 8;
 /** Exit code when the keeper gave up after repeated crashes (EXIT.internal). */
@@ -107,10 +117,14 @@ function log(level: number, msg: string, fields: Record<string, unknown> = {}): 
   process.stderr.write(`${JSON.stringify({ level, time: Date.now(), pid: process.pid, layer: 'keeper', ...fields, msg })}\n`);
 }
 
-function notify(fd: number, code: number): boolean {
-  const b = Buffer.alloc(16);
-  b.writeUInt32LE(16, 0);
+/** Poll handles the keeper remembers at most (the oldest are forgotten first: a spurious wake-up is harmless). */
+const MAX_POLLERS = 65_536;
+
+function notify(fd: number, code: number, kh?: number): boolean {
+  const b = Buffer.alloc(kh === undefined ? 16 : 24);
+  b.writeUInt32LE(b.length, 0);
   b.writeInt32LE(code, 4);
+  if (kh !== undefined) b.writeBigUInt64LE(BigInt(kh), 16);
   try {
     fs.writeSync(fd, b);
     return true;
@@ -168,6 +182,13 @@ export class Keeper {
    * does not release them; the successor re-opens them through /proc/<keeper>/fd and takes over.
    */
   private readonly nsCopies = new Map<string, HeldNamespaceCopy & { fd: number }>();
+  /** Open files of held namespaces' handles, keyed `type:inum`, as the server last said. */
+  private readonly nsOpens = new Map<string, number>();
+  /**
+   * Poll handles of clients waiting in poll(2) on a handle (the kernel's `kh`). At a takeover each
+   * is woken: the kernel polls again, now the successor, which registers the waiter itself.
+   */
+  private readonly pollers = new Set<number>();
 
   constructor(options: KeeperOptions) {
     this.o = {
@@ -259,7 +280,10 @@ export class Keeper {
       this.info = { ...this.info, restarts: this.info.restarts + 1, lastRestart: { reason, at: new Date().toISOString() } };
     }
     this.info = { ...this.info, generation: this.info.generation + 1 };
-    const held = [...this.nsCopies.values()].map(({ type, inum, nsId }) => ({ type, inum, nsId }));
+    const held = [...this.nsCopies.entries()].map(([k, { type, inum, nsId }]) => {
+      const opens = this.nsOpens.get(k) ?? 0;
+      return opens > 0 ? { type, inum, nsId, opens } : { type, inum, nsId };
+    });
     const message: ToServer = { t: 'go', resume: this.conn, keeper: this.info, held };
     s.startTimer = setTimeout(() => {
       log(50, `server ${s.child.pid} did not serve within ${this.o.startTimeoutMs} ms; killing it`);
@@ -316,6 +340,19 @@ export class Keeper {
         // A draining server lets go of everything: its successor takes those over instead.
         if (s === this.current && s.leaving !== 'drain') this.releaseCopy(`${m.type}:${m.inum}`);
         return;
+      case 'ns-opens': {
+        if (s !== this.current || !Number.isSafeInteger(m.opens) || m.opens < 0) return;
+        const k = `${m.type}:${m.inum}`;
+        if (m.opens === 0) this.nsOpens.delete(k);
+        else if (this.nsOpens.has(k) || this.nsOpens.size < MAX_POLLERS) this.nsOpens.set(k, m.opens);
+        return;
+      }
+      case 'poll':
+        if (s !== this.current || !Number.isSafeInteger(m.kh) || m.kh < 0) return;
+        this.pollers.delete(m.kh);
+        if (this.pollers.size >= MAX_POLLERS) this.pollers.delete(this.pollers.values().next().value as number);
+        this.pollers.add(m.kh);
+        return;
     }
   }
 
@@ -347,6 +384,7 @@ export class Keeper {
     const c = this.nsCopies.get(k);
     if (c === undefined) return;
     this.nsCopies.delete(k);
+    this.nsOpens.delete(k);
     try {
       fs.closeSync(c.fd);
     } catch {
@@ -397,7 +435,11 @@ export class Keeper {
     const next = this.standby ?? this.spawnServer();
     this.standby = null;
     this.current = next;
-    log(30, `server ${next.child.pid} takes over (${reason})`);
+    // Clients waiting in poll(2) poll again; their requests queue for the successor.
+    const woken = this.pollers.size;
+    for (const kh of this.pollers) notify(this.o.fuseFd, NOTIFY_POLL, kh);
+    this.pollers.clear();
+    log(30, `server ${next.child.pid} takes over (${reason})`, woken > 0 ? { pollersWoken: woken } : {});
     this.go(next, reason);
   }
 

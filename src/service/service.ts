@@ -34,7 +34,7 @@ import { StateNotWritableError, openSqliteStore, type SqliteStore } from '../sto
 import { silentLogger } from '../log.js';
 import { STORE_TOKENS } from '../store/tokens.js';
 import type { HandleObject } from '../tree/context.js';
-import type { HandleTree } from '../tree/handle-fs.js';
+import type { HandleTree, HandOffObserver } from '../tree/handle-fs.js';
 import { TREE } from '../tree/tokens.js';
 import { raiseFdLimit } from './fd-limit.js';
 import { ServiceRefusal } from './refusal.js';
@@ -85,6 +85,8 @@ export interface ServedDevice {
    * release; `held` are those it kept for a predecessor, which this process takes over.
    */
   namespaces?: { observer: NamespaceHoldObserver; held: HeldNamespaceCopy[] };
+  /** What else the keeper keeps for a successor: poll waiters, open files of namespace handles. */
+  handOff?: HandOffObserver;
 }
 
 export interface StopReport {
@@ -273,13 +275,15 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
   let leftBehind: string | undefined;
   const stopFor = (why: string) => {
     reason = why;
-    leftBehind ??= describeHolders({ bindMounts: bindMountsOf(mountpoint), processes: processesUnder(mountpoint) });
+    const binds = bindMountsOf(mountpoint);
+    leftBehind ??= describeHolders({ bindMounts: binds, processes: processesUnder(mountpoint, 5, binds.map((b) => b.mountpoint)) });
     void session?.stop(why);
   };
   const stopOnSignal = (signal: NodeJS.Signals) => stopFor(signal);
   void options.stopRequest?.then(stopFor);
   try {
     const tree = container.get<HandleTree>(TREE.HandleTree);
+    if (device?.handOff !== undefined) tree.handOff = device.handOff;
     const table = container.get<InodeTable<HandleObject>>(CORE.Table);
     const bindMounts = (): Map<number, string[]> => {
       const out = new Map<number, string[]>();

@@ -17,6 +17,12 @@ export type FdWatch = { readonly [fdWatchBrand]: true };
 export interface NativeHelper {
   /** pidfd_open(2). Throws with .code 'ESRCH' if no such process, 'EINVAL' for a non-leader thread. */
   pidfdOpen(pid: number): number;
+  /**
+   * open_by_handle_at(FD_PIDFS_ROOT) of a pidfs file handle (6.17): a pidfd of the process whose
+   * pidfs inode number is `pidfsIno`, live or zombie. Throws with .code 'ESTALE' once it is reaped.
+   * Absent from helpers built before it existed.
+   */
+  pidfdOpenByHandle?(pidfsIno: number): number;
   /** NS_GET_USERNS / NS_GET_PARENT return a new fd the caller must close. */
   nsIoctl(fd: number, op: NsIoctlFdOp | NsIoctlIntOp): number;
   /** NS_GET_ID (6.18) / NS_GET_MNTNS_ID (6.11, mnt only); 'ENOTTY' on older kernels. */

@@ -76,6 +76,31 @@ export class NativePidfd implements ProcessPidfd {
     }
   }
 
+  /**
+   * A pidfd reopened from a pidfs inode number through a pidfs file handle; null when the process
+   * was reaped (ESTALE) or the kernel cannot decode pidfs handles (before 6.17: EBADF, EINVAL, ...).
+   */
+  static reopen(native: NativeHelper, pidfsIno: number, procRoot = '/proc'): NativePidfd | null {
+    if (native.pidfdOpenByHandle === undefined || !Number.isSafeInteger(pidfsIno) || pidfsIno <= 0) return null;
+    let fd: number;
+    try {
+      fd = native.pidfdOpenByHandle(pidfsIno);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'EMFILE' || code === 'ENFILE' || code === 'ENOMEM') throw err; // not evidence of anything
+      return null;
+    }
+    let keep = false;
+    try {
+      const ino = fstatSync(fd).ino;
+      if (ino !== pidfsIno) return null;
+      keep = true;
+      return new NativePidfd(native, fd, ino, procRoot);
+    } finally {
+      if (!keep) closeSync(fd);
+    }
+  }
+
   get closed(): boolean {
     return this.fd < 0;
   }

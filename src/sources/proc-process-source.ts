@@ -153,6 +153,12 @@ export class ProcProcessSource implements ProcessSource {
     return this.exitWatcher.watch(pid, startTime, onExit, this.native !== null ? incarnation : undefined);
   }
 
+  /** A pidfd reopened from its pidfs inode number (ProcessSource.reopenPidfd); null without the native helper. */
+  reopenPidfd(pidfsIno: number): ProcessPidfd | null {
+    if (this.native === null) return null;
+    return NativePidfd.reopen(this.native, pidfsIno, this.procRoot);
+  }
+
   /** A pidfd for that incarnation of `pid` (pidfs inode numbers are the incarnations here). */
   openPidfd(pid: number, incarnation: number): ProcessPidfd | null {
     if (this.native === null || !Number.isSafeInteger(pid) || pid <= 0) return null;

@@ -157,6 +157,14 @@ export interface ProcessSource {
    * not a zombie); null otherwise, or where pidfds are not available (no native helper).
    */
   openPidfd?(pid: number, incarnation: number): ProcessPidfd | null;
+  /**
+   * A pidfd for the process of pidfs inode `pidfsIno`, reopened from that number alone (a pidfs
+   * file handle: no pid, so no pid-reuse race), whether it runs or is a zombie; null once it has
+   * been reaped (ESTALE), or where incarnations are not pidfs inode numbers or the kernel or the
+   * native helper cannot. What a successor of the serving process uses to learn how a process it
+   * never saw alive ended.
+   */
+  reopenPidfd?(pidfsIno: number): ProcessPidfd | null;
 }
 
 /** A namespace named by its nsfs inode number and, where the kernel has it, its 64-bit id. */

@@ -18,6 +18,8 @@ export interface EncodedBatch {
   readonly names: NameRow[];
   /** ROW_WIDTH numbers per row: ino, generation, kind_id, key, incarnation, scope_id, checksum. */
   readonly upserts: number[];
+  /** The state column of each upserted row, in the same order (null: none). */
+  readonly states: (string | null)[];
   readonly deletes: number[];
 }
 
@@ -26,6 +28,7 @@ const ROW_WIDTH = 7;
 /** Encodes `changes`, staging new names in the dictionaries (settle them once the commit's outcome is known). */
 export function encodeBatch(changes: Changes, kinds: Names, scopes: Names): EncodedBatch {
   const upserts: number[] = [];
+  const states: (string | null)[] = [];
   const deletes: number[] = [];
   for (const [ino, r] of changes) {
     if (r === null) {
@@ -34,12 +37,14 @@ export function encodeBatch(changes: Changes, kinds: Names, scopes: Names): Enco
     }
     const kindId = kinds.stage(r.kind);
     const scopeId = scopes.stage(r.scope);
-    upserts.push(ino, r.generation, kindId, r.key, r.incarnation, scopeId, rowChecksum(ino, r.generation, kindId, r.key, r.incarnation, scopeId));
+    const state = r.state ?? null;
+    upserts.push(ino, r.generation, kindId, r.key, r.incarnation, scopeId, rowChecksum(ino, r.generation, kindId, r.key, r.incarnation, scopeId, state));
+    states.push(state);
   }
   const names: NameRow[] = [];
   kinds.stagedRows(names);
   scopes.stagedRows(names);
-  return { names, upserts, deletes };
+  return { names, upserts, states, deletes };
 }
 
 /**
@@ -51,12 +56,12 @@ export function commitTransaction(db: Database.Database): (batch: EncodedBatch) 
     kinds: db.prepare('INSERT INTO kinds (id, kind, checksum) VALUES (?, ?, ?)'),
     scopes: db.prepare('INSERT INTO scopes (id, scope, checksum) VALUES (?, ?, ?)'),
   };
-  const upsert = db.prepare('INSERT OR REPLACE INTO inodes (ino, generation, kind_id, key, incarnation, scope_id, checksum) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const upsert = db.prepare('INSERT OR REPLACE INTO inodes (ino, generation, kind_id, key, incarnation, scope_id, checksum, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
   const remove = db.prepare('DELETE FROM inodes WHERE ino = ?');
   const tx = db.transaction((b: EncodedBatch) => {
     for (const [table, id, name, sum] of b.names) insert[table].run(id, name, sum);
     const u = b.upserts;
-    for (let i = 0; i < u.length; i += ROW_WIDTH) upsert.run(u[i], u[i + 1], u[i + 2], u[i + 3], u[i + 4], u[i + 5], u[i + 6]);
+    for (let i = 0; i < u.length; i += ROW_WIDTH) upsert.run(u[i], u[i + 1], u[i + 2], u[i + 3], u[i + 4], u[i + 5], u[i + 6], b.states[i / ROW_WIDTH]);
     for (const ino of b.deletes) remove.run(ino);
   });
   return (batch) => tx.immediate(batch);

@@ -96,13 +96,15 @@ const FNV_OFFSET = 2166136261;
  * 32-bit FNV-1a over every column of an `inodes` row, stored beside it. SQLite's quick_check
  * verifies the b-tree structure; this catches flipped bytes inside a row's own content.
  */
-export function rowChecksum(ino: number, generation: number, kindId: number, key: number, incarnation: number, scopeId: number): number {
+export function rowChecksum(ino: number, generation: number, kindId: number, key: number, incarnation: number, scopeId: number, state: string | null = null): number {
   let h = mixNumber(ino, FNV_OFFSET);
   h = mixNumber(generation, h);
   h = mixNumber(kindId, h);
   h = mixNumber(key, h);
   h = mixNumber(incarnation, h);
   h = mixNumber(scopeId, h);
+  // The state column (schema 2): a row without one sums as in schema 1, so older rows still verify.
+  if (state !== null) h = fnv(state, h ^ 0x5e);
   return h >>> 0;
 }
 

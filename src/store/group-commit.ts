@@ -58,6 +58,10 @@ export interface GroupCommitOptions {
 export class GroupCommit {
   /** Pending changes by number: a row to write, or null to delete it. */
   private readonly queue: Batch = new Map();
+  /** Queued rows that change only their state (SqliteStore.putState): nothing waits for them. */
+  private stateOnly = new Set<number>();
+  /** The state-only rows of each batch taken for a commit. */
+  private readonly batchStateOnly = new WeakMap<Batch, Set<number>>();
   /** Waiters for the commit that will carry what is queued now. */
   private next: Deferred | undefined;
   private scheduled: NodeJS.Immediate | undefined;
@@ -80,20 +84,27 @@ export class GroupCommit {
     return this.queue.size > 0 || this.inFlight !== undefined;
   }
 
-  /** Queues a row to write (`record`) or delete (null). */
-  set(ino: number, record: InodeRecord | null): void {
+  /**
+   * Queues a row to write (`record`) or delete (null). `stateOnly`: the row changes only its state
+   * (its number's row is durable or queued already), so isQueued and carrying do not count it,
+   * unless a row that carries a new number is still queued for `ino`.
+   */
+  set(ino: number, record: InodeRecord | null, stateOnly = false): void {
+    const numberPending = this.queue.has(ino) && !this.stateOnly.has(ino);
     this.queue.set(ino, record);
+    if (stateOnly && !numberPending) this.stateOnly.add(ino);
+    else this.stateOnly.delete(ino);
   }
 
-  /** The change of `ino` waits for the next commit. */
+  /** A change of `ino` that matters to its number waits for the next commit. */
   isQueued(ino: number): boolean {
-    return this.queue.has(ino);
+    return this.queue.has(ino) && !this.stateOnly.has(ino);
   }
 
-  /** The commit in flight, if it carries the change of `ino`. */
+  /** The commit in flight, if it carries a change of `ino` that matters to its number. */
   carrying(ino: number): Promise<void> | undefined {
     const f = this.inFlight;
-    return f !== undefined && f.batch.has(ino) ? f.deferred.promise : undefined;
+    return f !== undefined && f.batch.has(ino) && this.batchStateOnly.get(f.batch)?.has(ino) !== true ? f.deferred.promise : undefined;
   }
 
   /** `rows` with the changes in flight and queued applied. */
@@ -133,8 +144,7 @@ export class GroupCommit {
       d.resolve();
       return;
     }
-    const batch = new Map(this.queue);
-    this.queue.clear();
+    const batch = this.take();
     const encoded = this.encode(batch);
     this.commitStartedAt = performance.now();
     if (this.useWorker && !this.worker) {
@@ -159,6 +169,15 @@ export class GroupCommit {
     }
     this.committed(batch);
     d.resolve();
+  }
+
+  /** Everything queued, as one batch (its state-only rows remembered with it). */
+  private take(): Batch {
+    const batch = new Map(this.queue);
+    this.queue.clear();
+    this.batchStateOnly.set(batch, this.stateOnly);
+    this.stateOnly = new Set();
+    return batch;
   }
 
   private encode(batch: Batch): EncodedBatch {
@@ -223,9 +242,20 @@ export class GroupCommit {
     return this.o.outcomes.failed(batch, err);
   }
 
-  /** Changes queued since the batch was taken are newer: they stay. */
+  /**
+   * Changes queued since the batch was taken are newer: they stay. A row of the batch that carried
+   * a new number makes that number wait again, whatever state change was queued after it.
+   */
   private requeue(batch: Batch): void {
-    for (const [ino, r] of batch) if (!this.queue.has(ino)) this.queue.set(ino, r);
+    const stateOnly = this.batchStateOnly.get(batch);
+    for (const [ino, r] of batch) {
+      if (!this.queue.has(ino)) {
+        this.queue.set(ino, r);
+        if (stateOnly?.has(ino) === true) this.stateOnly.add(ino);
+      } else if (stateOnly?.has(ino) !== true) {
+        this.stateOnly.delete(ino);
+      }
+    }
   }
 
   /**
@@ -257,8 +287,7 @@ export class GroupCommit {
     this.next = undefined;
     let error: Error | undefined;
     if (this.queue.size > 0) {
-      const batch = new Map(this.queue);
-      this.queue.clear();
+      const batch = this.take();
       try {
         this.commitOnMainThread(this.encode(batch));
         this.committed(batch);

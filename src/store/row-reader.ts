@@ -22,7 +22,7 @@ export interface UnverifiedMeta {
   readonly generation?: number;
 }
 
-const ROW_COLUMNS = 'SELECT ino, generation, kind_id, key, incarnation, scope_id, checksum FROM inodes';
+const ROW_COLUMNS = 'SELECT ino, generation, kind_id, key, incarnation, scope_id, checksum, state FROM inodes';
 /** Rows fetched per statement: all() in pages is ~15 % faster than iterate() and keeps the garbage bounded. */
 const PAGE_ROWS = 16384;
 
@@ -41,6 +41,7 @@ export function readRows(db: Database.Database, kinds: Names, scopes: Names): { 
       const incarnation = raw[4];
       const kind = kinds.name(raw[2]);
       const scope = scopes.name(raw[5]);
+      const state = raw[7] ?? null;
       if (
         typeof ino !== 'number' ||
         typeof generation !== 'number' ||
@@ -48,7 +49,8 @@ export function readRows(db: Database.Database, kinds: Names, scopes: Names): { 
         typeof incarnation !== 'number' ||
         kind === undefined ||
         scope === undefined ||
-        rowChecksum(ino, generation, raw[2] as number, key, incarnation, raw[5] as number) !== raw[6]
+        (state !== null && typeof state !== 'string') ||
+        rowChecksum(ino, generation, raw[2] as number, key, incarnation, raw[5] as number, state) !== raw[6]
       ) {
         throw new StoreDamageError(`inodes row ${String(ino)} fails its checksum`);
       }
@@ -56,7 +58,7 @@ export function readRows(db: Database.Database, kinds: Names, scopes: Names): { 
       if (!Number.isSafeInteger(ino) || (rows.length > 0 && ino <= last)) throw new StoreDamageError(`inodes row ${String(ino)} is out of range`);
       last = ino;
       if (ino > maxIno) maxIno = ino;
-      rows.push({ ino, generation, kind, key, incarnation, scope });
+      rows.push(state === null ? { ino, generation, kind, key, incarnation, scope } : { ino, generation, kind, key, incarnation, scope, state });
     }
     if (page.length < PAGE_ROWS) break;
   }

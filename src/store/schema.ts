@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 export const APPLICATION_ID = 0x68646c66;
 
 /** The schema this build writes. Files with a higher user_version are refused, lower ones migrated. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 interface Migration {
   /** user_version after this migration. */
@@ -70,6 +70,14 @@ const MIGRATIONS: readonly Migration[] = [
         );
       `);
       db.pragma(`application_id = ${APPLICATION_ID}`);
+    },
+  },
+  {
+    version: 2,
+    description: 'inodes.state: what the tree recorded about the object (a process: last known fields, how it ended)',
+    up(db) {
+      // NULL in every row written before: rows of schema 1 read as before.
+      db.exec('ALTER TABLE inodes ADD COLUMN state TEXT');
     },
   },
 ];

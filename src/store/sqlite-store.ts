@@ -292,16 +292,25 @@ export class SqliteStore implements InodeStore {
     return changes;
   }
 
-  put(record: InodeRecord): void {
+  put(record: InodeRecord, stateOnly = false): void {
     this.assertOpen();
     const { ino, generation, kind, key, incarnation, scope } = record;
     if (!Number.isSafeInteger(ino) || ino < FIRST_DYNAMIC_INO || ino >= this.high) {
       throw new RangeError(`put: ino ${ino} was never granted (granted numbers are ${FIRST_DYNAMIC_INO} <= ino < ${this.high})`);
     }
-    if (typeof generation !== 'number' || typeof key !== 'number' || typeof incarnation !== 'number' || typeof kind !== 'string' || typeof scope !== 'string') {
+    const state = record.state ?? null;
+    if (typeof generation !== 'number' || typeof key !== 'number' || typeof incarnation !== 'number' || typeof kind !== 'string' || typeof scope !== 'string' || (state !== null && typeof state !== 'string')) {
       throw new TypeError(`put: malformed record for ino ${ino}`);
     }
-    this.commits.set(ino, record);
+    this.commits.set(ino, record, stateOnly);
+  }
+
+  /**
+   * A row whose state alone changes (InodeStore.putState): committed with the next batch, but
+   * whenDurable(ino) waits only for what it waited for before (a new row still queued or in flight).
+   */
+  putState(record: InodeRecord): void {
+    this.put(record, true);
   }
 
   delete(ino: number): void {

@@ -55,7 +55,9 @@ export function inspect(file: string, integrityCheck: 'quick' | 'full' | 'off'):
       const result = db.pragma(pragma, { simple: false }) as Record<string, string>[];
       const lines = result.map((r) => Object.values(r)[0]);
       if (lines.length !== 1 || lines[0] !== 'ok') {
-        throw new StoreDamageError(`${integrityCheck === 'full' ? 'integrity_check' : 'quick_check'}: ${lines.slice(0, 3).join('; ')}`);
+        // One result row may hold several lines: the damage is said on one line.
+        const said = lines.slice(0, 3).join('; ').replace(/\s*\n\s*/g, '; ');
+        throw new StoreDamageError(`${integrityCheck === 'full' ? 'integrity_check' : 'quick_check'}: ${said}`);
       }
     }
     if (schema === 'current') {

@@ -51,12 +51,13 @@ import {
 import { ActionError, type Caller as ActionCaller, type EnterTarget } from './actions.js';
 import type { HandleKind } from './kind.js';
 import { INCARNATIONS, KindTable } from './kinds.js';
-import { NAMESPACE_KIND, nsIncarnation, type HeldNamespace, type NamespaceHandles } from './namespace-handles.js';
+import { NAMESPACE_KIND, NsObject, nsIncarnation, type HeldNamespace, type NamespaceHandles } from './namespace-handles.js';
 import { PROCESS_KIND, type IncarnationReader, type ProcessHandles } from './process-handles.js';
 import { AccessPolicy, isPrivileged, type Caller, type HidePid } from './access.js';
+import { decodeProcessRecord, type ProcessRecord } from './process-record.js';
 import { realTimers, type TimerHandle, type Timers } from './timers.js';
 import { FIRST_DYNAMIC_INO, MAX_INO, type Ino, type Key } from '../core/numbers.js';
-import type { Clock, ProcessEnding } from '../sources/types.js';
+import type { Clock, NsType, ProcessEnding } from '../sources/types.js';
 
 export type { HeldNamespace } from './namespace-handles.js';
 
@@ -203,6 +204,14 @@ export class HandleTree implements LowLevelFileSystem {
   private readonly adopted = new Set<Ino>();
   /** Nodes and file handles adopted from a predecessor (for status and tests). */
   readonly adoptStats = { nodes: 0, files: 0, forgetsClamped: 0 };
+  /**
+   * Open files of namespace handles a predecessor counted (the keeper kept the count), not yet
+   * matched to a file here, by node: each keeps the hold until its RELEASE (or its first READ
+   * turns it into a file of this process). Counted, clamped at zero, never trusted beyond that.
+   */
+  private readonly adoptedOpens = new Map<number, number>();
+  /** Tells the keeper what a successor needs that the kernel will not repeat (poll waiters, open counts). */
+  handOff: HandOffObserver | null = null;
 
   constructor(deps: HandleTreeDeps) {
     this.table = deps.table;
@@ -263,7 +272,41 @@ export class HandleTree implements LowLevelFileSystem {
   restore(records: Iterable<InodeRecord>): { kept: number; pruned: number } {
     if (this.restored) throw new Error('HandleTree.restore() may run once');
     this.restored = true;
-    return this.table.restore(records, (r) => r.ino >= FIRST_DYNAMIC_INO && (this.kinds.of(r)?.keeps(r) ?? false));
+    const resumed = this.options.resumed === true;
+    const recorded = new Map<Ino, { rec: ProcessRecord; text: string }>();
+    const result = this.table.restore(records, (r) => {
+      if (r.ino < FIRST_DYNAMIC_INO || !(this.kinds.of(r)?.keeps(r) ?? false)) return false;
+      if (r.kind !== PROCESS_KIND) return true;
+      const rec = decodeProcessRecord(r.state);
+      if (resumed && rec !== undefined) recorded.set(r.ino, { rec, text: r.state! });
+      // An ended process's row lives only while a kernel may reference its handle: a new mount's does not.
+      if (rec?.ended !== undefined) return resumed ? 'dead' : false;
+      return true;
+    });
+    if (resumed) this.adoptRecorded(recorded);
+    return result;
+  }
+
+  /**
+   * A successor takes over the process handles its predecessor recorded as referenced by the
+   * kernel (bind mounts, open files, cached names), each as one lookup until the kernel's FORGET
+   * (clamped): a live one is re-validated as it is engaged (its pidfd reopened from the pidfs
+   * inode number); one that ended, before or while nobody served, stays served as dead with what
+   * was last known and how it ended, until the kernel forgets it.
+   */
+  private adoptRecorded(recorded: ReadonlyMap<Ino, { rec: ProcessRecord; text: string }>): void {
+    for (const [ino, { rec, text }] of recorded) {
+      const inode = this.table.inode(ino);
+      if (inode === undefined) continue;
+      const o = this.processes.objectOfRecord(inode, rec);
+      const d = this.table.instantiateRestored(ino, o);
+      if (d === undefined) continue;
+      o.recorded = text; // rewritten only if it changes (engaged afresh, or ended)
+      this.adopted.add(ino);
+      this.adoptStats.nodes++;
+      this.table.addLookups(d, 1);
+      this.table.put(d);
+    }
   }
 
   init(conn: ConnectionInfo, notifier: Notifier): void {
@@ -282,10 +325,18 @@ export class HandleTree implements LowLevelFileSystem {
 
   destroy(): void {
     this.stopped = true;
+    // The kernel's references end with the connection or pass to a successor (a handover): either
+    // way the rows stay as they are, records of handles the kernel refers to included.
+    this.table.stopWriting();
     this.sweepTimer?.cancel();
     this.sweepTimer = null;
     this.invalidator.attach(null);
     // The connection is gone: the kernel dropped every lookup and closed every file implicitly.
+    for (const [ino, n] of this.adoptedOpens) {
+      const d = this.table.dentry(ino);
+      for (let i = 0; d !== undefined && i < n; i++) this.table.close(d);
+    }
+    this.adoptedOpens.clear();
     for (const st of this.files.values()) {
       if (st.kind !== 'file') {
         this.dropAhead(st);
@@ -643,7 +694,7 @@ export class HandleTree implements LowLevelFileSystem {
     }
     if (d.released) fail(Errno.ESTALE);
     if (!root) this.countOpen(caller.uid, holding);
-    this.table.open(d);
+    this.opened(d, 1);
     let data: Buffer;
     let dead = false;
     try {
@@ -651,7 +702,7 @@ export class HandleTree implements LowLevelFileSystem {
       dead = this.table.isDead(d.inode);
       data = await this.render(d, caller);
     } catch (err) {
-      this.table.close(d);
+      this.opened(d, -1);
       if (!root) this.uncountOpen(caller.uid, holding);
       throw err;
     }
@@ -663,7 +714,7 @@ export class HandleTree implements LowLevelFileSystem {
         st.holdTimer = null;
         if (this.files.get(fh) !== st || !st.counted) return;
         st.counted = false;
-        this.table.close(d);
+        this.opened(d, -1);
         if (!d.released) kind.engage(d, false); // judge the hold again after the grace
       }, this.userNsHoldMs);
     }
@@ -677,6 +728,27 @@ export class HandleTree implements LowLevelFileSystem {
     const o = d.object;
     const hiddenErrno = this.policy.hidepid === 'invisible' ? Errno.ENOENT : Errno.EACCES;
     if (!(await this.kindOf(d).mayOpen(caller, o))) fail(hiddenErrno);
+  }
+
+  /** Takes one of the opens adopted for `nodeId` (adoptHeld), if any is left. */
+  private takeAdoptedOpen(nodeId: number): boolean {
+    const n = this.adoptedOpens.get(nodeId) ?? 0;
+    if (n <= 0) return false;
+    if (n === 1) this.adoptedOpens.delete(nodeId);
+    else this.adoptedOpens.set(nodeId, n - 1);
+    return true;
+  }
+
+  /**
+   * One open file more (+1) or less (-1) on the dentry. A namespace handle's count goes to the
+   * keeper too: a successor keeps the namespace held while files a predecessor saw opened may
+   * still be open (docs/architecture.md, "Surviving restarts").
+   */
+  private opened(d: Dentry<HandleObject>, delta: 1 | -1): void {
+    if (delta > 0) this.table.open(d);
+    else this.table.close(d);
+    const o = d.object;
+    if (o instanceof NsObject) this.handOff?.namespaceOpens(o.type, o.inum, d.opens);
   }
 
   /** Counts a non-root open against its uid's limits (EMFILE beyond them). */
@@ -724,17 +796,23 @@ export class HandleTree implements LowLevelFileSystem {
     if (d === undefined) return undefined;
     const raced = this.files.get(fh);
     if (raced !== undefined) return raced.kind === 'file' ? raced : undefined;
-    this.table.open(d);
+    // One of the opens the predecessor counted (kept by the keeper) is this file: it moves here.
+    const took = this.takeAdoptedOpen(nodeId);
+    if (!took) this.opened(d, 1);
+    const undo = (): void => {
+      if (took) this.adoptedOpens.set(nodeId, (this.adoptedOpens.get(nodeId) ?? 0) + 1);
+      else this.opened(d, -1);
+    };
     let data: Buffer;
     try {
       data = await this.render(d, caller);
     } catch (err) {
-      this.table.close(d);
+      undo();
       throw err;
     }
     const again = this.files.get(fh);
     if (again !== undefined) {
-      this.table.close(d);
+      undo();
       return again.kind === 'file' ? again : undefined;
     }
     // Not fresh: a read at offset 0 renders again, one further on reads this snapshot.
@@ -746,8 +824,14 @@ export class HandleTree implements LowLevelFileSystem {
     return st;
   }
 
-  release(_ctx: RequestContext, _nodeId: Ino, fh: number): void {
+  release(_ctx: RequestContext, nodeId: Ino, fh: number): void {
     const st = this.files.get(fh);
+    if (st === undefined && this.takeAdoptedOpen(nodeId)) {
+      // A file a predecessor opened, never read here: one of the opens the keeper kept ends.
+      const d = this.table.dentry(nodeId);
+      if (d !== undefined) this.opened(d, -1);
+      return;
+    }
     if (st === undefined || st.kind !== 'file') return;
     this.files.delete(fh);
     st.holdTimer?.cancel();
@@ -756,7 +840,7 @@ export class HandleTree implements LowLevelFileSystem {
     const root = isPrivileged(st.caller);
     if (!root) this.uncountOpen(st.caller.uid, kind.holdsOnOpen);
     if (root) kind.used(st.dentry.object);
-    if (st.counted) this.table.close(st.dentry);
+    if (st.counted) this.opened(st.dentry, -1);
     if (kind.holdsOnOpen && !root && !st.dentry.released) kind.engage(st.dentry, false);
   }
 
@@ -794,7 +878,10 @@ export class HandleTree implements LowLevelFileSystem {
     const kind = this.kinds.of(inode);
     if (kind === undefined) fail(Errno.EBADF);
     if (kh !== undefined) st.kh = kh;
-    return kind.poll(inode, kh);
+    const ready = kind.poll(inode, kh);
+    // A waiter a successor must wake (the keeper wakes it at a takeover: it then polls anew).
+    if (ready === 0 && kh !== undefined) this.handOff?.polled(kh);
+    return ready;
   }
 
   // ---- actions by handle number (the service's control socket) ----
@@ -845,10 +932,12 @@ export class HandleTree implements LowLevelFileSystem {
    * After a crash: takes over the namespaces the predecessor held (the keeper kept them alive).
    * Each is adopted as a node the kernel may hold and goes through the usual grace policy from
    * here: one with a bind mount of its handle (`bound`: inode numbers) is held as root's, as the
-   * predecessor held it; the others are let go after the grace unless root uses them meanwhile
-   * (nothing says the kernel still refers to them). Returns those it could not adopt.
+   * predecessor held it; so is one whose handle had open files (`opens`, as the predecessor told
+   * the keeper), until the kernel's RELEASEs close them; the others are let go after the grace
+   * unless root uses them meanwhile (nothing says the kernel still refers to them). Returns those
+   * it could not adopt.
    */
-  async adoptHeld<T extends { type: string; inum: number; nsId: string | null }>(held: readonly T[], bound: ReadonlySet<Ino>): Promise<T[]> {
+  async adoptHeld<T extends { type: string; inum: number; nsId: string | null; opens?: number }>(held: readonly T[], bound: ReadonlySet<Ino>): Promise<T[]> {
     const missed: T[] = [];
     await mapLimit([...held], this.ctx.concurrency, async (h) => {
       const inode = this.namespaces.current(h.inum);
@@ -862,7 +951,14 @@ export class HandleTree implements LowLevelFileSystem {
         missed.push(h);
         return;
       }
-      if (bound.has(inode.ino)) this.namespaces.engage(d, true);
+      // Files the predecessor saw opened (the keeper kept the count) may still be open: held
+      // as root's until the kernel's RELEASEs say they are closed.
+      const opens = Math.min(h.opens ?? 0, 1 << 20);
+      if (opens > 0 && !this.adoptedOpens.has(inode.ino)) {
+        for (let i = 0; i < opens; i++) this.table.open(d);
+        this.adoptedOpens.set(inode.ino, opens);
+      }
+      if (bound.has(inode.ino) || opens > 0) this.namespaces.engage(d, true);
     });
     return missed;
   }
@@ -1121,6 +1217,14 @@ export class HandleTree implements LowLevelFileSystem {
     const p = this.table.durableOf([...ahead.values()].map((d) => d.ino));
     p?.catch(() => {}); // a failed commit is retried with the next one, which the next reply awaits
   }
+}
+
+/** What the tree tells the keeper for a successor (src/keeper/keeper.ts, the channel's messages). */
+export interface HandOffObserver {
+  /** A client waits in poll(2) with kernel poll handle `kh`. */
+  polled(kh: number): void;
+  /** The handle of namespace (type, inum) has `opens` open files now. */
+  namespaceOpens(type: NsType, inum: number, opens: number): void;
 }
 
 /** Whether a listing's directory was released (read afresh: it changes across an await). */

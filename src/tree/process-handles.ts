@@ -28,6 +28,7 @@ import { handleName, HIDDEN, NONE, renderProcess, UNREADABLE } from './render.js
 export const PROCESS_KIND = 'process';
 /** A process's status file: readable by all, like /proc/PID/status. */
 const S_FILE_PROCESS = S_IFREG | 0o444;
+import { encodeProcessRecord, infoOfRecord, processRecord, type ProcessRecord } from './process-record.js';
 
 /** What the tree keeps for one process inode. */
 export class ProcObject implements HandleObject {
@@ -46,6 +47,10 @@ export class ProcObject implements HandleObject {
   readonly pollers = new Set<number>();
   /** Callbacks waiting for the exit (handlefs wait). */
   readonly exitWaiters = new Set<() => void>();
+  /** The record last written with its row for a successor (process-record.ts); null: none. */
+  recorded: string | null = null;
+  /** Made from a predecessor's record: its pidfd is reopened from the pidfs inode number. */
+  restored = false;
 
   constructor(
     /** As last read from the host. */
@@ -218,11 +223,64 @@ export class ProcessHandles implements HandleKind {
     // the source's own watch (a pidfd of its own, or polling) only where none could be had.
     if (o.pidfd === null) this.openPidfd(o);
     const unwatch = o.pidfd !== null ? o.pidfd.watchExit(onExit) : this.source.watchExit(o.pid, o.startTime, onExit, o.info.incarnation);
-    if (!fired) o.unwatch = unwatch;
+    if (!fired) {
+      o.unwatch = unwatch;
+      this.recordAlive(d.inode, o);
+    }
+  }
+
+  /**
+   * Writes what a successor needs with the row while the kernel references the handle: the fields
+   * last read (and the Ns.* lines once rendered). Only when they changed: a write delays the next
+   * reply that shows the number by one commit.
+   */
+  recordAlive(inode: Inode<HandleObject>, o: ProcObject): void {
+    if (this.ctx.table.isDead(inode) || inode.dentry === null) return;
+    this.record(inode, o, encodeProcessRecord(processRecord(o.info, o.seenMs, o.nsLines, null)));
+  }
+
+  /** The process ended while the kernel references its handle: how, with its row (made durable soon). */
+  recordEnded(inode: Inode<HandleObject>): void {
+    const o = inode.object;
+    if (!(o instanceof ProcObject) || inode.dentry === null) return;
+    const ended = this.ending(inode) ?? { state: 'unknown' };
+    this.record(inode, o, encodeProcessRecord(processRecord(o.info, o.seenMs, o.nsLines, ended)));
+    this.ctx.table.durable()?.catch((err: unknown) => this.ctx.log.warn({ err, pid: o.pid }, 'the exit record of a process handle could not be made durable'));
+  }
+
+  /** The kernel no longer references the handle: its record goes (a successor has nothing to serve). */
+  unrecord(inode: Inode<HandleObject>, o: ProcObject): void {
+    if (o.recorded !== null) this.record(inode, o, null);
+  }
+
+  private record(inode: Inode<HandleObject>, o: ProcObject, text: string | null): void {
+    if (o.recorded === text) return;
+    o.recorded = text;
+    this.ctx.table.record(inode, text);
+  }
+
+  /**
+   * The object of a handle a predecessor recorded (the kernel may still reference it: a bind mount,
+   * an open file), made from its record: a live process is re-validated when it is engaged (its
+   * pidfd reopened from the pidfs inode number: gone or a zombie, it turns dead there); an ended
+   * one is dead with how it ended.
+   */
+  objectOfRecord(inode: Inode<HandleObject>, r: ProcessRecord): ProcObject {
+    const o = new ProcObject(infoOfRecord(inode.key, inode.incarnation, this.ctx.hostIds.bootId, r), r.seenMs);
+    o.nsLines = r.ns ?? null;
+    o.ended = r.ended ?? null;
+    o.restored = true;
+    return o;
   }
 
   private openPidfd(o: ProcObject): void {
     try {
+      // A predecessor's process: reopened by its pidfs inode number, exact whatever became of the pid.
+      const pidfsIno = o.info.pidfsIno ?? null;
+      if (o.restored && pidfsIno !== null && this.source.reopenPidfd !== undefined) {
+        o.pidfd = this.source.reopenPidfd(pidfsIno);
+        return;
+      }
       o.pidfd = this.source.openPidfd?.(o.pid, o.info.incarnation) ?? null;
     } catch (err) {
       this.ctx.log.warn({ err, pid: o.pid }, 'no pidfd for a process handle (exit status will read unknown)');
@@ -363,16 +421,22 @@ export class ProcessHandles implements HandleKind {
     p.close();
   }
 
-  /** The dentry is gone: stop watching (the inode stays, dormant, while the process lives). */
+  /** The dentry is gone: stop watching (the inode stays, dormant, while the process lives); its record goes. */
   released(o: ProcObject): void {
-    this.stopWatch(o);
-    this.closePidfd(o);
-    o.pollers.clear();
+    this.letGo(o);
+    const inode = this.ctx.table.inode(o.ino);
+    if (inode !== undefined && inode.object === o && !this.ctx.table.isDead(inode)) this.unrecord(inode, o);
   }
 
   /** The inode leaves the table, or the tree stops: nothing more to watch or signal. */
   dropped(o: ProcObject): void {
-    this.released(o);
+    this.letGo(o);
+  }
+
+  private letGo(o: ProcObject): void {
+    this.stopWatch(o);
+    this.closePidfd(o);
+    o.pollers.clear();
   }
 
   stopWatch(o: ProcObject): void {
@@ -487,6 +551,7 @@ export class ProcessHandles implements HandleKind {
     if (o === undefined) return;
     this.stopWatch(o);
     this.exited(o);
+    this.recordEnded(inode);
   }
 
   /** Mirroring /proc: the status file is 0444, owned by the process's effective ids. */
@@ -527,6 +592,7 @@ export class ProcessHandles implements HandleKind {
       );
       ns = Object.fromEntries(NS_TYPES.map((t, i) => [t, values[i]!])) as Record<NsType, string>;
       o.nsLines = ns;
+      this.recordAlive(d.inode, o);
     } else {
       ns = (o.nsLines as Record<NsType, string> | null) ?? (Object.fromEntries(NS_TYPES.map((t) => [t, NONE])) as Record<NsType, string>);
     }
