@@ -222,9 +222,20 @@ mountTest('umount: a busy mount is reported (exit 16) with what holds it; --lazy
   t.regex(lazy.stderr, /detached .*goes on serving bind mount/);
   t.false(isMounted(sb.mnt));
   t.regex(fs.readFileSync(bound, 'utf8'), new RegExp(`^Pid:\\t${proc.pid}$`, 'm'), 'the bind mount is still served');
+  // The detached mount is gone from mountinfo, yet a bind mount of its handle is still a TARGET.
+  const exited = new Promise<NodeJS.Signals | null>((r) => proc.once('exit', (_c, sig) => r(sig)));
+  const k = await run(['kill', '-s', 'TERM', bound], sb.env);
+  t.is(k.code, 0, `kill through a bind mount of a lazily unmounted handlefs: ${k.stderr}`);
+  t.is(await exited, 'SIGTERM', 'the signal reached the process');
+  const w = await run(['wait', bound], sb.env);
+  t.is(w.code, 0, w.stderr);
+  t.regex(w.stdout, /SIGTERM/);
+  const records = () => fs.readdirSync(sb.env['HANDLEFS_RUNTIME_DIR']!).filter((f) => f.startsWith('dev-'));
+  t.is(records().length, 1, 'the keeper recorded which mountpoint serves the device');
   fs.closeSync(fd);
   spawnSync('umount', [bound]);
   t.true(await gone(s.keeperPid!, 10_000), 'the service exits once the last user is gone');
+  t.deepEqual(records(), [], 'and removes its device record');
 });
 
 const haveUnshare = spawnSync('unshare', ['--net', 'true']).status === 0 && spawnSync('nsenter', ['--version']).status === 0;

@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readMountInfo } from '../fuse/mount.js';
-import { controlSocketPath, ControlRefusal, requestControl, type ControlRequest } from '../service/control.js';
+import { controlSocketPath, ControlRefusal, mountpointOfDevice, requestControl, type ControlRequest } from '../service/control.js';
 import type { NamespacePath } from '../service/control-ops.js';
 import { tryLoadNative } from '../sources/native.js';
 import type { ProcessEnding } from '../sources/types.js';
@@ -47,8 +47,13 @@ export function findHandle(given: string): HandleTarget | undefined {
   }
   if (!st.isFile()) return undefined;
   const dev = devString(st.dev);
-  const own = readMountInfo().find((m) => m.device === dev && m.root === '/' && m.fstype.startsWith('fuse') && fs.existsSync(controlSocketPath(m.mountpoint)));
-  return own === undefined ? undefined : { given, mountpoint: own.mountpoint, ino: Number(st.ino) };
+  const mounts = readMountInfo().filter((m) => m.device === dev && m.fstype.startsWith('fuse'));
+  const own = mounts.find((m) => m.root === '/' && fs.existsSync(controlSocketPath(m.mountpoint)));
+  if (own !== undefined) return { given, mountpoint: own.mountpoint, ino: Number(st.ino) };
+  // Detached with `umount --lazy` but still served for bind mounts of its handles: the keeper
+  // recorded which mountpoint's service serves this device.
+  const recorded = mounts.length > 0 ? mountpointOfDevice(dev) : undefined;
+  return recorded !== undefined && fs.existsSync(controlSocketPath(recorded)) ? { given, mountpoint: recorded, ino: Number(st.ino) } : undefined;
 }
 
 function requireHandle(given: string): HandleTarget {

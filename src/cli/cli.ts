@@ -16,7 +16,7 @@ import { mountAt, inspectMountpoint, cleanStaleMount, mountFuse, unmountCommand 
 import { bindMountsOf, describeHolders, processesUnder } from '../fuse/holders.js';
 import type { ConnectionInfo } from '../fuse/types.js';
 import { Keeper, type FromServer, type ToServer } from '../keeper/keeper.js';
-import { controlSocketPath, realMountpoint, requestControl, runtimeDir } from '../service/control.js';
+import { controlSocketPath, deviceRecordPath, realMountpoint, requestControl, runtimeDir } from '../service/control.js';
 import { checkMountpoint, checkPrivileges, checkState, mountOptionsFor, runService } from '../service/service.js';
 import { formatStatus, type ServiceStatus } from '../service/status.js';
 import { DEFAULT_STATE_PATH } from '../store/sqlite-store.js';
@@ -98,6 +98,7 @@ async function mount(command: Extract<Command, { name: 'mount' }>, argv: string[
     logPath: readyFd === undefined ? null : logPathOf(mountpoint),
     initPath: controlSocketPath(mountpoint).replace(/\.sock$/, '.init.json'),
     socketPath: controlSocketPath(mountpoint),
+    deviceRecordPath,
     ...crashLimit(),
     onReady: (answer) => {
       tell(answer);

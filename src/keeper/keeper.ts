@@ -87,6 +87,8 @@ export interface KeeperOptions {
   initPath?: string;
   /** The servers' control socket: removed when the mount ends (a killed server leaves it behind). */
   socketPath?: string;
+  /** Where to record which mountpoint serves the mount's device (see deviceRecordPath). */
+  deviceRecordPath?: (dev: string) => string;
   /** Crashes in `crashWindowMs` after which the keeper gives up. Default 5 in 60 s. */
   maxCrashes?: number;
   crashWindowMs?: number;
@@ -165,8 +167,11 @@ interface Server {
 }
 
 export class Keeper {
-  private readonly o: Required<Omit<KeeperOptions, 'outputFd' | 'onReady' | 'initPath' | 'socketPath'>> & Pick<KeeperOptions, 'outputFd' | 'onReady' | 'initPath' | 'socketPath'>;
+  private readonly o: Required<Omit<KeeperOptions, 'outputFd' | 'onReady' | 'initPath' | 'socketPath' | 'deviceRecordPath'>> & Pick<KeeperOptions, 'outputFd' | 'onReady' | 'initPath' | 'socketPath' | 'deviceRecordPath'>;
   private conn: unknown = null;
+  /** The mount's device ("0:N"; N is its fusectl connection), known from the first INIT. */
+  private device: string | undefined;
+  private deviceRecord: string | undefined;
   private current: Server | null = null;
   private standby: Server | null = null;
   private readonly crashes: number[] = [];
@@ -300,6 +305,7 @@ export class Keeper {
         return;
       case 'init':
         this.conn = m.conn;
+        this.recordDevice();
         if (this.o.initPath) {
           try {
             fs.writeFileSync(this.o.initPath, `${JSON.stringify(m.conn)}\n`, { mode: 0o600 });
@@ -443,11 +449,32 @@ export class Keeper {
     this.go(next, reason);
   }
 
+  /** Notes the mount's device and records which mountpoint serves it (a lazy umount hides the mountpoint). */
+  private recordDevice(): void {
+    if (this.device !== undefined) return;
+    const conn = fuseConnectionOf(this.o.mountpoint);
+    if (conn === undefined) return;
+    this.device = `0:${conn}`;
+    if (!this.o.deviceRecordPath) return;
+    const file = this.o.deviceRecordPath(this.device);
+    try {
+      fs.writeFileSync(file, `${this.o.mountpoint}\n`, { mode: 0o644 });
+      this.deviceRecord = file;
+    } catch (err) {
+      log(40, 'could not record the mount\'s device', { path: file, err: (err as Error).message });
+    }
+  }
+
+  /** The fusectl connection of the mount: by its mountpoint, else (after a lazy umount) the device noted at INIT. */
+  private connection(): number | undefined {
+    return fuseConnectionOf(this.o.mountpoint) ?? (this.device !== undefined ? Number(this.device.split(':')[1]) : undefined);
+  }
+
   private giveUp(why: string): void {
     log(60, `giving up: ${why}; aborting the connection and detaching the mount (clients get ENOTCONN, none waits)`);
     this.stopping = 'gave up';
     this.dropStandby();
-    const conn = fuseConnectionOf(this.o.mountpoint);
+    const conn = this.connection();
     if (conn !== undefined) {
       try {
         fs.writeFileSync(`/sys/fs/fuse/connections/${conn}/abort`, '1');
@@ -483,6 +510,7 @@ export class Keeper {
     }
     if (this.o.initPath) fs.rmSync(this.o.initPath, { force: true });
     if (this.o.socketPath) fs.rmSync(this.o.socketPath, { force: true });
+    if (this.deviceRecord) fs.rmSync(this.deviceRecord, { force: true });
     for (const k of [...this.nsCopies.keys()]) this.releaseCopy(k);
     log(30, `keeper ends: ${why}`, { code, restarts: this.info.restarts });
     this.resolveDone(code);

@@ -57,6 +57,25 @@ export function controlSocketPath(mountpoint: string): string {
   return path.join(runtimeDir(), `${id}.sock`);
 }
 
+/**
+ * Where the keeper records which mountpoint serves FUSE device `dev` ("major:minor"): after
+ * `umount --lazy` the mount is gone from mountinfo while bind mounts of its handles are still
+ * served, and this record is how a TARGET on such a bind mount finds its service.
+ */
+export function deviceRecordPath(dev: string): string {
+  return path.join(runtimeDir(), `dev-${dev.replace(':', '_')}.mnt`);
+}
+
+/** The mountpoint recorded for device `dev` while its keeper runs, if any. */
+export function mountpointOfDevice(dev: string): string | undefined {
+  try {
+    const mp = fs.readFileSync(deviceRecordPath(dev), 'utf8').trim();
+    return mp.startsWith('/') ? mp : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** status: ServiceStatus; handles: HandleRow[] (`handlefs ls`); metrics: Prometheus text. */
 export type ControlRequest =
   | { op: 'status' }
