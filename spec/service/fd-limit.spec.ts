@@ -39,3 +39,31 @@ if (capSysResource) {
     t.regex(warnings[0]!, /descriptor limit could not be raised/);
   });
 }
+
+test('descriptor pressure: warns once past 80 % of the limit, clears only below 70 %', async (t) => {
+  const { fdPressure, watchFdPressure } = await import('../../src/service/fd-limit.js');
+  t.is(fdPressure('ok', 799, 1000), 'ok');
+  t.is(fdPressure('ok', 800, 1000), 'high');
+  t.is(fdPressure('high', 750, 1000), 'high', 'hovering at the line says nothing more');
+  t.is(fdPressure('high', 699, 1000), 'ok');
+  t.is(fdPressure('ok', 5, Infinity), 'ok', 'no limit, no warning');
+  const { pino } = await import('pino');
+  const lines: Array<{ level: number; msg: string }> = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+  const counts = [100, 850, 820, 900, 600];
+  let i = 0;
+  const stop = watchFdPressure(log, 1000, 5, () => counts[Math.min(i++, counts.length - 1)]!);
+  await new Promise((r) => setTimeout(r, 60));
+  stop();
+  t.deepEqual(lines.map((l) => l.level), [40, 30], 'one warning, then one all-clear');
+  t.regex(lines[0]!.msg, /850 of 1000 descriptors in use/);
+});
+
+test('descriptor pressure: a real count of this process', async (t) => {
+  const { countOpenFds } = await import('../../src/service/fd-limit.js');
+  const { openSync, closeSync } = await import('node:fs');
+  const before = countOpenFds();
+  const fds = Array.from({ length: 10 }, () => openSync('/dev/null', 'r'));
+  t.is(countOpenFds(), before + 10);
+  for (const fd of fds) closeSync(fd);
+});

@@ -6,7 +6,7 @@
  * never taken for an exit (see HostReadError), but it does make requests answer EIO.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 
 /** What we ask for: enough for a million handles, capped by the kernel's fs.nr_open. */
@@ -56,4 +56,52 @@ export function raiseFdLimit(log: Logger): FdLimit {
     log.debug({ before: before.soft, limit: after.soft }, 'descriptor limit raised');
   }
   return after;
+}
+
+/** Share of the limit in use above which the service warns (and below which, again, it says so). */
+export const FD_WARN_SHARE = 0.8;
+export const FD_CLEAR_SHARE = 0.7;
+
+/**
+ * The next state of the descriptor warning: 'high' once `used` passes FD_WARN_SHARE of `limit`,
+ * 'ok' again only below FD_CLEAR_SHARE (a count that hovers at the line says it once).
+ */
+export function fdPressure(prev: 'ok' | 'high', used: number, limit: number): 'ok' | 'high' {
+  if (!Number.isFinite(limit) || limit <= 0) return 'ok';
+  if (prev === 'ok') return used >= limit * FD_WARN_SHARE ? 'high' : 'ok';
+  return used < limit * FD_CLEAR_SHARE ? 'ok' : 'high';
+}
+
+/** Descriptors this process has open (entries of /proc/self/fd). */
+export function countOpenFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/**
+ * Checks every `intervalMs` how many descriptors are open and warns before the limit is reached:
+ * past it, new handles get no pidfd and requests answer EIO, and nothing else would say why
+ * beforehand. Returns the stop function.
+ */
+export function watchFdPressure(log: Logger, limit: number, intervalMs = 10_000, count: () => number = countOpenFds): () => void {
+  let state: 'ok' | 'high' = 'ok';
+  const check = (): void => {
+    let used: number;
+    try {
+      used = count();
+    } catch {
+      return;
+    }
+    const next = fdPressure(state, used, limit);
+    if (next === state) return;
+    state = next;
+    if (next === 'high') {
+      log.warn({ used, limit }, `${used} of ${limit} descriptors in use: past the limit new handles get no pidfd and requests answer EIO (one descriptor per watched process and per held namespace; raise RLIMIT_NOFILE)`);
+    } else {
+      log.info({ used, limit }, `${used} of ${limit} descriptors in use: below the warning line again`);
+    }
+  };
+  check();
+  const timer = setInterval(check, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }

@@ -36,7 +36,7 @@ import { STORE_TOKENS } from '../store/tokens.js';
 import type { HandleObject } from '../tree/context.js';
 import type { HandleTree, HandOffObserver } from '../tree/handle-fs.js';
 import { TREE } from '../tree/tokens.js';
-import { raiseFdLimit } from './fd-limit.js';
+import { raiseFdLimit, watchFdPressure } from './fd-limit.js';
 import { ServiceRefusal } from './refusal.js';
 import { assembleContainer } from './container.js';
 import { ControlServer, realMountpoint, runtimeDir } from './control.js';
@@ -273,6 +273,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
   let handedOver = false;
   /** What a stop leaves behind (bind mounts and open files that lose their service), said in the last log line. */
   let leftBehind: string | undefined;
+  let stopFdWatch: (() => void) | undefined;
   const stopFor = (why: string) => {
     reason = why;
     const binds = bindMountsOf(mountpoint);
@@ -317,6 +318,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     );
     await session.ready;
     tree.startSweeping();
+    stopFdWatch = watchFdPressure(log, fdLimit.soft);
     const conn = session.connection!;
     log.info(
       { version: options.version, mountpoint, state: statePath, options: mountOptions, protocol: `${conn.major}.${conn.minor}`, reader: session.readMechanism, fdLimit: fdLimit.soft, kernelProtocol: `${conn.kernelMajor}.${conn.kernelMinor}` },
@@ -357,6 +359,7 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     if (e instanceof MountError) throw new ServiceRefusal(e.message, 'mountFailed');
     throw e;
   } finally {
+    stopFdWatch?.();
     process.off('SIGINT', stopOnSignal);
     process.off('SIGTERM', stopOnSignal);
     if (session?.running && !handedOver) await session.stop('service shutting down').catch(() => undefined);
