@@ -20,6 +20,12 @@ export function arg(name: string, def: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : def;
 }
 
+/** `--name a,b,c` as numbers, or `def`. */
+export function listArg(name: string, def: number[]): number[] {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]!.split(',').map(Number) : def;
+}
+
 /** Whether `--name` is present. */
 export function flag(name: string): boolean {
   return process.argv.includes(`--${name}`);

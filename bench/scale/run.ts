@@ -56,6 +56,7 @@ import {
   ensureTools,
   exited,
   flag,
+  listArg,
   forceUnmount,
   machine,
   mountEntry,
@@ -71,11 +72,6 @@ import {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const cliMain = path.join(root, 'dist/cli/main.js');
-
-function listArg(name: string, def: number[]): number[] {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]!.split(',').map(Number) : def;
-}
 
 const COUNTS = listArg('procs', [10000, 100000]);
 const THREADS = arg('threads', 2);

@@ -28,6 +28,7 @@ import {
   ensureTools,
   exited,
   flag,
+  listArg,
   forceUnmount,
   loadLine,
   machine,
@@ -45,11 +46,6 @@ import {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const cliMain = path.join(root, 'dist/cli/main.js');
-
-function listArg(name: string, def: number[]): number[] {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]!.split(',').map(Number) : def;
-}
 
 const COUNTS = listArg('procs', [2000, 10000]);
 const ROUNDS = arg('rounds', 3);
