@@ -1032,6 +1032,11 @@ export class HandleTree implements LowLevelFileSystem {
   /** Gives back the holds of handles registered ahead for a listing (it ended, or starts over). */
   private dropAhead(st: DirState): void {
     st.closed = true;
+    this.putAhead(st);
+  }
+
+  /** Gives back the holds of what was registered ahead (the listing may go on). */
+  private putAhead(st: DirState): void {
     if (st.ahead === undefined || st.ahead.size === 0) return;
     putAll(this.table, [...st.ahead.values()]);
     st.ahead.clear();
@@ -1074,8 +1079,7 @@ export class HandleTree implements LowLevelFileSystem {
       return out;
     }
     if (offset === 0 || st.keys === null) {
-      if (st.ahead !== undefined) putAll(this.table, [...st.ahead.values()]);
-      st.ahead?.clear();
+      this.putAhead(st);
       st.keys = await this.listKeys(nodeId);
     }
     const keys = st.keys;
@@ -1193,7 +1197,7 @@ export class HandleTree implements LowLevelFileSystem {
    */
   private async registerAhead(st: DirState, keys: readonly number[], from: number, acquire: (key: number) => Promise<Dentry<HandleObject> | null>): Promise<void> {
     const ahead = st.ahead;
-    if (ahead === undefined || st.closed === true || this.stopped) return;
+    if (ahead === undefined || isClosed(st) || this.stopped) return;
     const want = new Set(keys.slice(from, from + LIST_AHEAD));
     for (const [k, d] of ahead) {
       if (want.has(k)) continue;
