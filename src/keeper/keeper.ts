@@ -418,7 +418,7 @@ export class Keeper {
       return;
     }
     if (s.leaving === 'drain') {
-      this.takeOver('restart');
+      this.afterChannel(s, () => this.takeOver('restart'));
       return;
     }
     // A crash. Nothing cached may outlive the gap, and what the dead one read comes back.
@@ -433,7 +433,29 @@ export class Keeper {
       this.giveUp(`${this.crashes.length} crashes in ${Math.round(this.o.crashWindowMs / 1000)} s (last: ${how})`);
       return;
     }
-    this.takeOver(reason);
+    this.afterChannel(s, () => this.takeOver(reason));
+  }
+
+  /**
+   * Runs `then` once every message the dead server wrote has been read: its exit can be seen
+   * before the last of them (a namespace hold, open files, a poll handle), and what the successor
+   * is told to take over must include them. Bounded: a channel that does not close in 200 ms is
+   * not waited for.
+   */
+  private afterChannel(s: Server, then: () => void): void {
+    if (!s.child.connected) {
+      then();
+      return;
+    }
+    let done = false;
+    const go = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      then();
+    };
+    const timer = setTimeout(go, 200);
+    s.child.once('disconnect', go);
   }
 
   /** The standby (or a new server) serves from now on. */

@@ -305,6 +305,9 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     session.observeRequests(metrics.observeRequest);
     process.on('SIGINT', stopOnSignal);
     process.on('SIGTERM', stopOnSignal);
+    // Settles once the namespaces the keeper kept are taken over (at once when there are none).
+    let adoptedNow!: () => void;
+    const adopted = new Promise<void>((r) => (adoptedNow = r));
     control = await ControlServer.listen(
       mountpoint,
       (request, caller, signal) => {
@@ -312,7 +315,9 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
           checkCaller(request, caller);
           return request.op === 'handles' ? collectHandles(tree, mountpoint) : metrics.text();
         }
-        return answerControl(tree, status, request, caller, signal);
+        // Acting on a handle waits until what the predecessor held is taken over: a handle
+        // kept only through the keeper is unknown to this process until then.
+        return adopted.then(() => answerControl(tree, status, request, caller, signal));
       },
       log,
     );
@@ -335,7 +340,9 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
           log.info({ held: keptNamespaces.held.length, letGo: missed.length }, 'took over the namespaces the keeper kept');
         },
         (err: unknown) => log.warn({ err }, 'taking over the namespaces the keeper kept failed'),
-      );
+      ).finally(adoptedNow);
+    } else {
+      adoptedNow();
     }
     const running = session.run();
     if (options.handOverRequest) {
