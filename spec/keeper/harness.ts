@@ -88,6 +88,14 @@ export function sandbox(t: ExecutionContext): Sandbox {
   fs.mkdirSync(mnt);
   const sb: Sandbox = { dir, mnt, state: path.join(dir, 'state.db'), env: { HANDLEFS_RUNTIME_DIR: path.join(dir, 'run') }, pids: [], binds: [] };
   t.teardown(async () => {
+    // A failure on a CI machine is read from its output only: show the service's own log.
+    if (!t.passed) {
+      const runDir = sb.env['HANDLEFS_RUNTIME_DIR']!;
+      for (const f of fs.existsSync(runDir) ? fs.readdirSync(runDir).filter((n) => n.endsWith('.log')) : []) {
+        const lines = fs.readFileSync(path.join(runDir, f), 'utf8').trimEnd().split('\n');
+        console.error(`--- ${t.title}: last ${Math.min(80, lines.length)} lines of the service log ${f}\n${lines.slice(-80).join('\n')}\n---`);
+      }
+    }
     for (const b of sb.binds) if (isMounted(b)) spawnSync('umount', ['-l', b]);
     for (const pid of sb.pids) {
       for (const c of childrenOf(pid)) if (alive(c)) process.kill(c, 'SIGKILL');

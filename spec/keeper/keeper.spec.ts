@@ -279,6 +279,7 @@ nsMountTest('kill -9 and restart of the serving process: a namespace only a bind
   }
   fs.statSync(path.join(sb.mnt, 'ns', 'net', String(otherInum)));
   t.is(keeperCopies(s.keeperPid!, 'net', otherInum), 1, 'the keeper keeps a copy of what the server holds');
+  t.is(keeperCopies(s.keeperPid!, 'net', inum), 1, 'and of the bind-mounted one');
 
   process.kill(s.pid, 'SIGKILL');
   const next = await waitNewServer(sb, s.pid);

@@ -155,6 +155,37 @@ nativeTest('keepWith(): holds are reported once per namespace; a namespace only 
   t.deepEqual(events, [`held net:${inum} ${inum}`, `released net:${inum}`]);
 });
 
+nativeTest('check(): reads a namespace without a hold, so a keeper is told nothing; null for a gone or reused id', async (t) => {
+  const child = spawn('unshare', ['--net', 'sleep', '30'], { stdio: 'ignore' });
+  t.teardown(() => child.kill('SIGKILL'));
+  const inum = await netnsOf(child, selfNs('net').inum);
+  t.not(inum, selfNs('net').inum, 'unshare --net did not take effect');
+  const copy = openSync(`/proc/${child.pid}/ns/net`, 'r');
+  let copyOpen = true;
+  t.teardown(() => copyOpen && closeSync(copy));
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+  const events: string[] = [];
+  const src = new ProcNamespaceSource({ logger, native });
+  src.keepWith({ held: (info) => events.push(`held ${info.inum}`), released: (_type, n) => events.push(`released ${n}`) }, [process.pid]);
+  const info = await src.check('net', inum);
+  t.is(info?.inum, inum, 'found through the holder');
+  t.truthy(info?.nsId);
+  t.is((await src.check('net', inum, info!.nsId!))?.nsId, info!.nsId, 'the same incarnation');
+  t.is(await src.check('net', inum, String(BigInt(info!.nsId!) + 1n)), null, 'another id: not this namespace');
+  t.deepEqual(events, [], 'no hold was announced, so none is released');
+  t.is(src.heldCount, 0);
+  t.false(src.holds('net', inum));
+  const h = (await src.open('net', inum))!;
+  t.true(src.holds('net', inum));
+  h.close();
+  t.deepEqual(events, [`held ${inum}`, `released ${inum}`], 'a hold is announced and released');
+  closeSync(copy);
+  copyOpen = false;
+  t.is(await src.check('net', inum), null, 'gone with its last reference');
+});
+
 test('without the native helper: open() still works, ids and owners are null', async (t) => {
   const src = new ProcNamespaceSource({ logger, native: null });
   const h = await src.open('uts', selfNs('uts').inum);

@@ -252,3 +252,30 @@ test('a new namespace reusing an nsfs number with a smaller kernel id is served 
   t.is((await h.lookup(PID_DIR, String(q.pid))).nodeId > 0, true);
   t.is(fields(await h.readFile((await h.lookup(PID_DIR, String(q.pid))).nodeId))['Ns.net'], String(e2.nodeId), "a process's Ns line names the new handle");
 });
+
+test('the sweep checks dormant namespaces without taking holds (a keeper would drop its copy at their release)', async (t) => {
+  const h = makeTree({ tree: { sweepIntervalMs: 0 } });
+  const kept = h.host.createNamespace('net', { pinned: true });
+  const gone = h.host.createNamespace('net', { pinned: false });
+  const p = h.host.start({ comm: 'p' });
+  h.host.enter(p.pid, 'net', gone.inum);
+  const a = await h.lookup(nsTypeDir('net'), String(kept.inum));
+  const b = await h.lookup(nsTypeDir('net'), String(gone.inum));
+  h.tree.forget(a.nodeId, 1);
+  h.tree.forget(b.nodeId, 1);
+  h.timers.advance(2000); // the grace ends: both holds are closed, both inodes dormant
+  h.host.exit(p.pid);
+  t.is(h.host.heldBy('net', kept.inum), 0);
+  const source = h.host.namespaceSource;
+  const opened: number[] = [];
+  const open = source.open.bind(source);
+  source.open = (type, inum, nsId) => {
+    opened.push(inum);
+    return open(type, inum, nsId);
+  };
+  await h.tree.sweep();
+  t.deepEqual(opened, [], 'no hold opened');
+  t.not(h.table.inode(a.nodeId), undefined, 'a namespace still reachable stays');
+  t.false(h.table.isDead(h.table.inode(a.nodeId)!));
+  t.is(h.table.inode(b.nodeId), undefined, 'a gone one is found dead (and dropped: nothing references it)');
+});

@@ -42,6 +42,7 @@ import { assembleContainer } from './container.js';
 import { ControlServer, realMountpoint, runtimeDir } from './control.js';
 import { answerControl, checkCaller } from './control-ops.js';
 import { handleBindMounts } from './bind-mounts.js';
+import { guardKeptCopies } from './kept-copies.js';
 import { collectStatus, type ServiceStatus } from './status.js';
 import { collectHandles } from './handles.js';
 import { ServiceMetrics } from './metrics.js';
@@ -250,9 +251,14 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
     tree: { ...treeOptions, ...(device && { firstFh: device.keeper.generation * 2 ** 32 + 1, resumed: device.resume !== undefined }) },
   });
   const keptNamespaces = device?.namespaces;
+  let keptDecided = (): void => {};
   if (keptNamespaces !== undefined) {
     const source = container.get(SOURCES.NamespaceSource);
-    if (source instanceof ProcNamespaceSource) source.keepWith(keptNamespaces.observer, [device!.keeper.pid]);
+    if (source instanceof ProcNamespaceSource) {
+      const guard = guardKeptCopies(keptNamespaces.held, keptNamespaces.observer, (type, inum) => source.holds(type, inum));
+      keptDecided = guard.decided;
+      source.keepWith(guard.observer, [device!.keeper.pid]);
+    }
   }
   let store: SqliteStore;
   try {
@@ -340,8 +346,12 @@ export async function runService(options: ServiceOptions): Promise<StopReport> {
           log.info({ held: keptNamespaces.held.length, letGo: missed.length }, 'took over the namespaces the keeper kept');
         },
         (err: unknown) => log.warn({ err }, 'taking over the namespaces the keeper kept failed'),
-      ).finally(adoptedNow);
+      ).finally(() => {
+        keptDecided();
+        adoptedNow();
+      });
     } else {
+      keptDecided();
       adoptedNow();
     }
     const running = session.run();

@@ -129,13 +129,24 @@ export class ProcNamespaceSource implements NamespaceSource {
   }
 
   async open(type: NsType, inum: number, nsId?: string): Promise<NamespaceHandle | null> {
+    const h = await this.find(type, inum, (path) => this.tryOpen(path, type, inum, nsId, true));
+    return h === null ? null : h.handle;
+  }
+
+  async check(type: NsType, inum: number, nsId?: string): Promise<NamespaceInfo | null> {
+    const h = await this.find(type, inum, (path) => this.tryOpen(path, type, inum, nsId, false));
+    return h === null ? null : h.info;
+  }
+
+  /** Tries the paths that may reach (type, inum): our holds, where it was last seen, then a new scan. */
+  private async find<T>(type: NsType, inum: number, attempt: (path: string) => Promise<T | null>): Promise<T | null> {
     const k = key(type, inum);
     const tried = new Set<string>();
-    const tryPaths = async (paths: Iterable<string>): Promise<NamespaceHandle | null> => {
+    const tryPaths = async (paths: Iterable<string>): Promise<T | null> => {
       for (const path of paths) {
         if (tried.has(path)) continue;
         tried.add(path);
-        const h = await this.tryOpen(path, type, inum, nsId);
+        const h = await attempt(path);
         if (h) return h;
       }
       return null;
@@ -147,6 +158,11 @@ export class ProcNamespaceSource implements NamespaceSource {
     const found = await this.scan(type);
     for (const [fk, f] of found) this.seen.set(fk, f);
     return tryPaths(found.get(k)?.paths ?? []);
+  }
+
+  /** Whether a handle of this source holds (type, inum) open now. */
+  holds(type: NsType, inum: number): boolean {
+    return (this.held.get(key(type, inum))?.size ?? 0) > 0;
   }
 
   /** Namespaces currently held open by handles of this source. */
@@ -218,7 +234,8 @@ export class ProcNamespaceSource implements NamespaceSource {
     type: NsType,
     inum: number,
     nsId: string | undefined,
-  ): Promise<ProcNamespaceHandle | null> {
+    hold: boolean,
+  ): Promise<{ info: NamespaceInfo; handle: ProcNamespaceHandle | null } | null> {
     let fd: number;
     try {
       fd = await openFd(path, 'r');
@@ -237,6 +254,7 @@ export class ProcNamespaceSource implements NamespaceSource {
       if (actualType !== null && actualType !== type) return null;
       const info = this.readInfo(fd, type, inum, st.dev);
       if (nsId !== undefined && info.nsId !== null && info.nsId !== nsId) return null; // inum reused
+      if (!hold) return { info, handle: null };
       const handle = new ProcNamespaceHandle(info, fd, (h) => this.forget(h));
       const k = key(type, inum);
       let set = this.held.get(k);
@@ -244,7 +262,7 @@ export class ProcNamespaceSource implements NamespaceSource {
       set.add(handle);
       keep = true;
       if (set.size === 1) this.observer?.held(info, fd);
-      return handle;
+      return { info, handle };
     } catch (err) {
       this.logger.warn({ err, path }, 'reading an opened namespace failed');
       return null;

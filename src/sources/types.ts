@@ -217,6 +217,13 @@ export interface NamespaceSource {
    * found under (type, inum) has another id (the kernel reuses inode numbers).
    */
   open(type: NsType, inum: number, nsId?: string): Promise<NamespaceHandle | null>;
+  /**
+   * Whether the namespace is still reachable (with nsId: as that incarnation), read without
+   * taking a hold: a validation, never announced as a hold. (A hold opened and closed to check
+   * would tell a keeper the namespace was let go, and its copy, maybe the namespace's last
+   * reference, would be closed.) Its info, or null if unreachable.
+   */
+  check(type: NsType, inum: number, nsId?: string): Promise<NamespaceInfo | null>;
 }
 
 export interface Clock {

@@ -725,6 +725,11 @@ export class FakeNamespaceSource implements NamespaceSource {
     this.host.hold(type, inum);
     return new FakeNamespaceHandle(info, this.host);
   }
+  async check(type: NsType, inum: number, nsId?: string): Promise<NamespaceInfo | null> {
+    const reachable = this.host.namespaceReachable(type, inum) || this.host.heldBy(type, inum) > 0;
+    const info = reachable ? this.host.namespaceInfo(type, inum) : null;
+    return !info || (nsId !== undefined && info.nsId !== nsId) ? null : info;
+  }
 }
 
 /** Binds the SOURCES tokens to a FakeHost's sources (and its clock), for container-level tests. */

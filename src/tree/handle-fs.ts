@@ -947,7 +947,10 @@ export class HandleTree implements LowLevelFileSystem {
         return;
       }
       const d = await this.adopt(inode.ino).catch(() => undefined);
-      if (d === undefined || !this.namespaces.objectOf(d.inode)!.held) {
+      // A hold a kernel request opened first may have been closed since (its grace ended): the
+      // keeper's copy is still there until this decision, so it is opened again.
+      const taken = d === undefined ? undefined : this.namespaces.objectOf(d.inode);
+      if (d === undefined || taken === undefined || !(await this.namespaces.ensureHold(taken).catch(() => false))) {
         missed.push(h);
         return;
       }

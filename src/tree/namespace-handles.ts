@@ -380,16 +380,17 @@ export class NamespaceHandles implements HandleKind {
       }
     }
     await mapLimit(present, this.ctx.concurrency, async ([inode, type]) => {
-      let h: NamespaceHandle | null;
+      // A check, not a hold: closing a hold would tell the keeper to drop its copy, which may be
+      // the namespace's last reference while a successor has yet to take it over.
+      let info: NamespaceInfo | null;
       try {
-        h = await this.source.open(type, inode.key, String(inode.incarnation));
+        info = await this.source.check(type, inode.key, String(inode.incarnation));
       } catch (err) {
         this.ctx.log.debug({ err, inum: inode.key }, 'sweep: namespace not openable');
         return;
       }
-      h?.close();
       if (table.isDead(inode) || this.trusted(inode)) return;
-      if (h === null || nsIncarnation(h.info.nsId) !== inode.incarnation) {
+      if (info === null || nsIncarnation(info.nsId) !== inode.incarnation) {
         table.markDead(inode);
         dead++;
       }
