@@ -14,6 +14,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
+import { Opcode } from '../../src/fuse/abi.js';
 import { mountAt, serve } from '../../src/fuse/mount.js';
 import type { Notifier } from '../../src/fuse/types.js';
 import type { HandleTreeOptions } from '../../src/tree/handle-fs.js';
@@ -273,6 +274,21 @@ fuseTest('a stat alone does not keep a namespace alive beyond the grace period',
   u.kill('SIGKILL');
   await exited(u);
   t.true(await until(() => !ourNsFds().includes(link), 5000), 'the kernel forgot the unused dentry; the hold went');
+});
+
+fuseTest('close(2) costs no FLUSH round trip: the kernel is told once that there is no flush, and reads still work', async (t) => {
+  const { mnt, session } = await mountTree(t);
+  const ops = new Map<number, number>();
+  session.observeRequests((opcode) => ops.set(opcode, (ops.get(opcode) ?? 0) + 1));
+  const file = path.join(mnt, 'pid', String(process.pid));
+  for (let i = 0; i < 5; i++) {
+    // Asynchronous: this process serves the mount, a synchronous read would wait on itself.
+    const fh = await fs.promises.open(file, 'r');
+    t.regex(await fh.readFile('utf8'), new RegExp(`^Pid:\\t${process.pid}$`, 'm'));
+    await fh.close(); // close(2) succeeds: ENOSYS to FLUSH is not an error for the caller
+  }
+  t.is(ops.get(Opcode.OPEN), 5);
+  t.is(ops.get(Opcode.FLUSH), 1, 'FLUSH reaches the service once per connection');
 });
 
 fuseTest('bad names from a real lookup: ENOENT and ENAMETOOLONG', async (t) => {

@@ -331,7 +331,9 @@ export const OPCODES = {
       need(opcode, unique, e - b, FlushIn.SIZE);
       return { fh: readU64(buf, b + FlushIn.fh), lockOwner: readU64(buf, b + FlushIn.lock_owner) };
     },
-    call: (fs, ctx, a) => fs.flush?.(ctx, ctx.nodeId, a.fh, a.lockOwner),
+    // Without a flush of its own the filesystem answers ENOSYS, as libfuse does: the kernel then
+    // stops sending FLUSH on this connection (one round trip fewer for every close(2)).
+    call: (fs, ctx, a) => (fs.flush ? fs.flush(ctx, ctx.nodeId, a.fh, a.lockOwner) : enosys()),
     reply: empty,
     describe: describeFh,
   }),

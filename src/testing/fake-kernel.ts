@@ -160,6 +160,8 @@ export class FakeKernel {
   /** Exceptions behind EIO answers, by request: kept as the FsError's cause. */
   private readonly failures = new Map<number, unknown>();
   private readonly handles = new Map<number, Handle>();
+  /** The filesystem answered FLUSH with ENOSYS: close(2) no longer sends it (fc->no_flush). */
+  private noFlush = false;
   private nextHandle = 1;
   private unique = 0;
   private ended = false;
@@ -321,9 +323,13 @@ export class FakeKernel {
       return;
     }
     let flushError: FsError | undefined;
-    await this.request(Opcode.FLUSH, h.node, requestBody.flush(h.fh), 'flush').catch((e: FsError) => {
-      flushError = e;
-    });
+    if (!this.noFlush) {
+      await this.request(Opcode.FLUSH, h.node, requestBody.flush(h.fh), 'flush').catch((e: FsError) => {
+        // As the kernel does: ENOSYS means the filesystem has no flush; never sent again.
+        if (e.errno === Errno.ENOSYS) this.noFlush = true;
+        else flushError = e;
+      });
+    }
     await this.request(Opcode.RELEASE, h.node, requestBody.release(h.fh, h.flags), 'release');
     if (flushError !== undefined) throw flushError;
   }

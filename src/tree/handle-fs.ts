@@ -156,6 +156,11 @@ function fail(errno: number, message?: string): never {
 }
 
 /** The handle filesystem: pid/, ns/<type>/, by-ino/ over the inode table and the sources, serving FUSE requests. */
+/** The bytes of `data` a READ at `offset` of `size` gets (none past the end). */
+function slice(data: Buffer, offset: number, size: number): Buffer {
+  return offset >= data.length ? Buffer.alloc(0) : data.subarray(offset, Math.min(data.length, offset + size));
+}
+
 export class HandleTree implements LowLevelFileSystem {
   readonly table: InodeTable<HandleObject>;
   /** The kinds of handles (kinds.ts): every per-kind decision goes through them. */
@@ -774,19 +779,28 @@ export class HandleTree implements LowLevelFileSystem {
     if (holding) dec(this.nsOpensByUid);
   }
 
-  async read(ctx: RequestContext, nodeId: Ino, fh: number, offset: number, size: number): Promise<Buffer> {
-    const st = this.files.get(fh) ?? (await this.adoptFile(nodeId, fh, { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid }));
+  /** Answered synchronously from the open file's text unless it must be rendered (or adopted) first. */
+  read(ctx: RequestContext, nodeId: Ino, fh: number, offset: number, size: number): Buffer | Promise<Buffer> {
+    const st = this.files.get(fh);
+    if (st !== undefined) return this.readOpen(st, offset, size);
+    return this.adoptFile(nodeId, fh, { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid }).then((a) => this.readOpen(a, offset, size));
+  }
+
+  private readOpen(st: FileState | DirState | undefined, offset: number, size: number): Buffer | Promise<Buffer> {
     if (st === undefined || st.kind !== 'file') fail(Errno.EBADF);
     if (st.counted && isPrivileged(st.caller)) this.kindOf(st.dentry).used(st.dentry.object);
     // A read from the start renders again, like /proc; so does the first one if the object died
     // since OPEN rendered it (a descriptor of an exited process then reads its dead state).
     if (offset === 0 && (!st.fresh || (!st.dead && this.table.isDead(st.dentry.inode)))) {
       st.dead = this.table.isDead(st.dentry.inode);
-      st.data = await this.render(st.dentry, st.caller);
+      return this.render(st.dentry, st.caller).then((data) => {
+        st.data = data;
+        st.fresh = false;
+        return slice(st.data, offset, size);
+      });
     }
     st.fresh = false;
-    if (offset >= st.data.length) return Buffer.alloc(0);
-    return st.data.subarray(offset, Math.min(st.data.length, offset + size));
+    return slice(st.data, offset, size);
   }
 
   /** A file a predecessor opened (a restart): adopted as open here, its text rendered afresh. */
