@@ -84,6 +84,7 @@ static int first(int n, const char *mnt) {
 
 static volatile int stop_creating;
 static const char *g_mnt;
+static int g_in_proc; /* 2: the creator stats /proc/<pid>, not the mount (the same forks, no handlefs work) */
 static long created;
 
 static void *creator(void *arg) {
@@ -91,7 +92,8 @@ static void *creator(void *arg) {
 	char hp[4096];
 	while (!stop_creating) {
 		pid_t c = spawn_child();
-		snprintf(hp, sizeof hp, "%s/pid/%d", g_mnt, (int)c);
+		if (g_in_proc) snprintf(hp, sizeof hp, "/proc/%d", (int)c);
+		else snprintf(hp, sizeof hp, "%s/pid/%d", g_mnt, (int)c);
 		struct stat st;
 		if (stat(hp, &st) == 0) created++;
 		end_child(c);
@@ -103,6 +105,7 @@ static int old(const char *mnt, int pid, double seconds, int create) {
 	char hp[4096];
 	snprintf(hp, sizeof hp, "%s/pid/%d", mnt, pid);
 	g_mnt = mnt;
+	g_in_proc = create == 2;
 	pthread_t th;
 	if (create && pthread_create(&th, NULL, creator, NULL) != 0) return 1;
 	double end = now_us() + seconds * 1e6;

@@ -10,7 +10,8 @@
  *     `cat /proc/[0-9]*\/status` twice;
  * then serial first lookups (bench/workloads/lookup.c: fork, stat MNT/pid/<new pid> and
  * /proc/<new pid>, kill) and, at the first count only, stat latency of a long-known handle on a
- * mount with timeouts 0, alone and while another thread creates processes and looks them up.
+ * mount with timeouts 0: alone, while another thread creates processes and looks them up, and
+ * while it creates the same processes but stats them in /proc only (what the forks alone cost).
  * Also the service's RSS after the listing (every process a handle).
  *
  * Needs root and /dev/fuse; builds dist/ with tsup when dist/cli/main.js is missing and the C
@@ -142,6 +143,9 @@ interface Old {
   alone: number[];
   busy: number[];
   created: number;
+  /** The same forks, stat'ed in /proc only. */
+  forks: number[];
+  forked: number;
 }
 
 class Procs {
@@ -230,8 +234,11 @@ async function main(): Promise<void> {
         if (old === null) {
           const s0 = await startService(mnt0, freshState(), runtime0, log, probe, ['-o', 'entry_timeout=0,attr_timeout=0']);
           try {
-            const sample = (create: boolean): { lat: number[]; created: number } => {
-              const out = execFileSync(bins.lookup, ['old', mnt0, pids[0]!, String(OLD_SECONDS), create ? '1' : '0'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+            // 0: alone; 1: another thread forks processes and looks each up in the mount (a new
+            // number to commit each time); 2: the same forks, each stat'ed in /proc (no handlefs
+            // work): what the forks alone cost the old handle's stats on this machine.
+            const sample = (create: 0 | 1 | 2): { lat: number[]; created: number } => {
+              const out = execFileSync(bins.lookup, ['old', mnt0, pids[0]!, String(OLD_SECONDS), String(create)], { encoding: 'utf8', maxBuffer: 64 << 20 });
               const lat: number[] = [];
               let created = 0;
               for (const line of out.trim().split('\n')) {
@@ -241,10 +248,11 @@ async function main(): Promise<void> {
               }
               return { lat, created };
             };
-            sample(false); // warm-up
-            const alone = sample(false);
-            const busy = sample(true);
-            old = { alone: alone.lat, busy: busy.lat, created: busy.created };
+            sample(0); // warm-up
+            const alone = sample(0);
+            const busy = sample(1);
+            const forks = sample(2);
+            old = { alone: alone.lat, busy: busy.lat, created: busy.created, forks: forks.lat, forked: forks.created };
           } finally {
             await stopService(s0);
           }
@@ -304,6 +312,9 @@ function report(results: PerCount[], old: Old | null, t0: number): void {
     L.push(`| alone | ${old.alone.length} | ${pct(old.alone, 50).toFixed(0)} | ${pct(old.alone, 99).toFixed(0)} | ${pct(old.alone, 99.9).toFixed(0)} |`);
     L.push(
       `| another thread creates and looks up processes (${old.created} created) | ${old.busy.length} | ${pct(old.busy, 50).toFixed(0)} | ${pct(old.busy, 99).toFixed(0)} | ${pct(old.busy, 99.9).toFixed(0)} |`,
+    );
+    L.push(
+      `| another thread creates processes and stats them in /proc only (${old.forked} created) | ${old.forks.length} | ${pct(old.forks, 50).toFixed(0)} | ${pct(old.forks, 99).toFixed(0)} | ${pct(old.forks, 99.9).toFixed(0)} |`,
     );
   }
   writeReport('workloads', L, WRITE);

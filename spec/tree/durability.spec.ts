@@ -174,3 +174,30 @@ test('a table whose scope is not the sources\' identity scope (the boot id) is r
   await container.load(coreModule, createFakeSourcesModule(host), createTreeModule());
   t.throws(() => container.get(TREE.HandleTree), { message: /identity scope/ });
 });
+
+test('a new mount clears the records of the handles an earlier mount referenced; a later successor adopts none of them', async (t) => {
+  const host = new FakeHost();
+  const store1 = new MemoryStore();
+  const h1 = makeTree({ host, store: store1 });
+  const p = host.start({ comm: 'kept' });
+  const e = await h1.lookup(PID_DIR, String(p.pid));
+  await h1.settle();
+  await store1.flush();
+  t.truthy(store1.records().find((r) => r.ino === e.nodeId)?.state, 'referenced by the kernel: recorded for a successor');
+  h1.tree.destroy();
+  // umount, then mount again: the new kernel connection references nothing.
+  const store2 = new MemoryStore({ records: store1.records(), highWater: store1.highWater });
+  const h2 = makeTree({ host, store: store2 });
+  await h2.settle();
+  await store2.flush();
+  const row = store2.records().find((r) => r.ino === e.nodeId);
+  t.truthy(row, 'the row (the number) stays');
+  t.falsy(row?.state, 'its record goes');
+  h2.tree.destroy();
+  // A crash of that service: its successor adopts only what that mount's kernel referenced.
+  const store3 = new MemoryStore({ records: store2.records(), highWater: store2.highWater });
+  const h3 = makeTree({ host, store: store3, tree: { resumed: true } });
+  t.is(h3.tree.adoptStats.nodes, 0);
+  t.is(h3.table.inode(e.nodeId)?.dentry ?? null, null, 'dormant, not held');
+  t.is((await h3.lookup(PID_DIR, String(p.pid))).nodeId, e.nodeId, 'and keeps its number');
+});

@@ -279,6 +279,7 @@ export class HandleTree implements LowLevelFileSystem {
     this.restored = true;
     const resumed = this.options.resumed === true;
     const recorded = new Map<Ino, { rec: ProcessRecord; text: string }>();
+    const stale: Ino[] = [];
     const result = this.table.restore(records, (r) => {
       if (r.ino < FIRST_DYNAMIC_INO || !(this.kinds.of(r)?.keeps(r) ?? false)) return false;
       if (r.kind !== PROCESS_KIND) return true;
@@ -286,9 +287,16 @@ export class HandleTree implements LowLevelFileSystem {
       if (resumed && rec !== undefined) recorded.set(r.ino, { rec, text: r.state! });
       // An ended process's row lives only while a kernel may reference its handle: a new mount's does not.
       if (rec?.ended !== undefined) return resumed ? 'dead' : false;
+      if (!resumed && r.state !== undefined && r.state !== null) stale.push(r.ino);
       return true;
     });
     if (resumed) this.adoptRecorded(recorded);
+    // A new mount's kernel references none of them: their records go, or a later successor
+    // would adopt every one as referenced (and hold a pidfd for each).
+    for (const ino of stale) {
+      const inode = this.table.inode(ino);
+      if (inode !== undefined) this.table.record(inode, null);
+    }
     return result;
   }
 
