@@ -297,6 +297,8 @@ export class HandleTree implements LowLevelFileSystem {
       const inode = this.table.inode(ino);
       if (inode !== undefined) this.table.record(inode, null);
     }
+    // Committed now, not with the next new number: a crash before it would bring them back.
+    if (stale.length > 0) this.table.durable()?.catch((err: unknown) => this.log.warn({ err }, 'the records of the previous mount could not be cleared'));
     return result;
   }
 
