@@ -2,7 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fstatSync, mkdtempSync, openSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { tryLoadNative } from '../../src/sources/native.js';
 import { parseNsLink } from '../../src/sources/parse.js';
@@ -75,6 +75,28 @@ nativeTest('open(): nsId, owner user namespace and pid/user parents on this kern
 });
 
 /** The net namespace inum of a child started by `unshare --net`, once it differs from `ours` (3 s at most). */
+/**
+ * A network namespace whose only reference is a descriptor of this process (a keeper's copy): its
+ * process is gone. `close()` drops that last reference.
+ */
+async function keptOnlyByCopy(t: ExecutionContext): Promise<{ inum: number; close: () => void }> {
+  const child = spawn('unshare', ['--net', 'sleep', '30'], { stdio: 'ignore' });
+  t.teardown(() => child.kill('SIGKILL'));
+  const inum = await netnsOf(child, selfNs('net').inum);
+  t.not(inum, selfNs('net').inum, 'unshare --net did not take effect');
+  const copy = openSync(`/proc/${child.pid}/ns/net`, 'r');
+  let open = true;
+  const close = (): void => {
+    if (open) closeSync(copy);
+    open = false;
+  };
+  t.teardown(close);
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+  return { inum, close };
+}
+
 async function netnsOf(child: ChildProcess, ours: number): Promise<number> {
   let inum = ours;
   for (let i = 0; i < 300 && inum === ours; i++) {
@@ -123,16 +145,8 @@ nativeTest('a held handle keeps a dead process\'s network namespace alive; close
 });
 
 nativeTest('keepWith(): holds are reported once per namespace; a namespace only a holder\'s descriptor keeps is found through it', async (t) => {
-  const child = spawn('unshare', ['--net', 'sleep', '30'], { stdio: 'ignore' });
-  t.teardown(() => child.kill('SIGKILL'));
-  const inum = await netnsOf(child, selfNs('net').inum);
-  t.not(inum, selfNs('net').inum, 'unshare --net did not take effect');
   // The holder's copy (a keeper's): this process's own descriptor, opened outside any source.
-  const copy = openSync(`/proc/${child.pid}/ns/net`, 'r');
-  t.teardown(() => closeSync(copy));
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await exited;
+  const { inum } = await keptOnlyByCopy(t);
 
   t.is(await new ProcNamespaceSource({ logger, native }).open('net', inum), null, 'no process names it any more');
   const events: string[] = [];
@@ -156,16 +170,7 @@ nativeTest('keepWith(): holds are reported once per namespace; a namespace only 
 });
 
 nativeTest('check(): reads a namespace without a hold, so a keeper is told nothing; null for a gone or reused id', async (t) => {
-  const child = spawn('unshare', ['--net', 'sleep', '30'], { stdio: 'ignore' });
-  t.teardown(() => child.kill('SIGKILL'));
-  const inum = await netnsOf(child, selfNs('net').inum);
-  t.not(inum, selfNs('net').inum, 'unshare --net did not take effect');
-  const copy = openSync(`/proc/${child.pid}/ns/net`, 'r');
-  let copyOpen = true;
-  t.teardown(() => copyOpen && closeSync(copy));
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await exited;
+  const { inum, close } = await keptOnlyByCopy(t);
   const events: string[] = [];
   const src = new ProcNamespaceSource({ logger, native });
   src.keepWith({ held: (info) => events.push(`held ${info.inum}`), released: (_type, n) => events.push(`released ${n}`) }, [process.pid]);
@@ -181,8 +186,7 @@ nativeTest('check(): reads a namespace without a hold, so a keeper is told nothi
   t.true(src.holds('net', inum));
   h.close();
   t.deepEqual(events, [`held ${inum}`, `released ${inum}`], 'a hold is announced and released');
-  closeSync(copy);
-  copyOpen = false;
+  close();
   t.is(await src.check('net', inum), null, 'gone with its last reference');
 });
 

@@ -155,12 +155,12 @@ function fail(errno: number, message?: string): never {
   throw new FuseError(errno, message);
 }
 
-/** The handle filesystem: pid/, ns/<type>/, by-ino/ over the inode table and the sources, serving FUSE requests. */
 /** The bytes of `data` a READ at `offset` of `size` gets (none past the end). */
 function slice(data: Buffer, offset: number, size: number): Buffer {
   return offset >= data.length ? Buffer.alloc(0) : data.subarray(offset, Math.min(data.length, offset + size));
 }
 
+/** The handle filesystem: pid/, ns/<type>/, by-ino/ over the inode table and the sources, serving FUSE requests. */
 export class HandleTree implements LowLevelFileSystem {
   readonly table: InodeTable<HandleObject>;
   /** The kinds of handles (kinds.ts): every per-kind decision goes through them. */
