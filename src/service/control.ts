@@ -91,6 +91,15 @@ export type ControlRequest =
 
 export const CONTROL_OPS: ReadonlySet<string> = new Set(['status', 'handles', 'metrics', 'enter', 'bind', 'kill', 'wait']);
 
+/**
+ * The socket is open to every user, and each connection costs the service a descriptor: a user
+ * other than root may keep this many open at once (a `handlefs wait` keeps one while it waits);
+ * more are closed at once, so nobody can take the descriptors root's requests and the mount need.
+ */
+export const MAX_CONNECTIONS_PER_USER = 256;
+/** A connection must send its request line within this time, or it is closed. */
+export const REQUEST_TIMEOUT_MS = 5000;
+
 /** Who is asking: SO_PEERCRED's pid and effective uid, and the real uid. */
 export interface ControlCaller {
   readonly pid: number;
@@ -142,12 +151,36 @@ export class ControlServer {
       if (await isAnswering(socketPath)) throw new Error(`another handlefs service answers on ${socketPath}`);
       fs.rmSync(socketPath, { force: true });
     }
+    const byUser = new Map<number, number>();
     const server = net.createServer((socket) => {
+      // An unidentified caller (uid -1 here) is counted like any user, and refused at its request.
+      let peer: ControlCaller | ControlError;
+      try {
+        peer = peerOf(socket);
+      } catch (e) {
+        peer = e instanceof ControlError ? e : new ControlError('EPERM', (e as Error).message);
+      }
+      const uid = peer instanceof ControlError ? -1 : peer.uid;
+      const open = byUser.get(uid) ?? 0;
+      if (uid !== 0 && open >= MAX_CONNECTIONS_PER_USER) {
+        logger.debug({ uid, open }, 'control connection refused: too many open for this user');
+        socket.destroy();
+        return;
+      }
+      byUser.set(uid, open + 1);
       let buffered = '';
       let answered = false;
       const gone = new AbortController();
+      const idle = setTimeout(() => socket.destroy(), REQUEST_TIMEOUT_MS);
+      idle.unref();
       socket.setEncoding('utf8');
-      socket.on('close', () => gone.abort());
+      socket.on('close', () => {
+        clearTimeout(idle);
+        const n = (byUser.get(uid) ?? 1) - 1;
+        if (n > 0) byUser.set(uid, n);
+        else byUser.delete(uid);
+        gone.abort();
+      });
       socket.on('data', (chunk: string) => {
         if (answered) return;
         buffered += chunk;
@@ -155,6 +188,7 @@ export class ControlServer {
         const nl = buffered.indexOf('\n');
         if (nl < 0) return;
         answered = true;
+        clearTimeout(idle);
         const send = (reply: unknown) => {
           if (!socket.destroyed) socket.end(`${JSON.stringify(reply)}\n`);
         };
@@ -163,8 +197,8 @@ export class ControlServer {
         try {
           const request = JSON.parse(buffered.slice(0, nl)) as ControlRequest;
           if (!CONTROL_OPS.has(request.op)) return send({ ok: false, error: `unknown op ${JSON.stringify(request.op)}`, code: 'EINVAL' });
-          const caller = peerOf(socket);
-          Promise.resolve(handler(request, caller, gone.signal)).then(
+          if (peer instanceof ControlError) throw peer;
+          Promise.resolve(handler(request, peer, gone.signal)).then(
             (result) => send({ ok: true, status: result, result }),
             refuse,
           );
