@@ -10,6 +10,7 @@ import { FakeHost, createFakeSourcesModule } from '../../src/testing/fake-source
 import { HandleTree } from '../../src/tree/handle-fs.js';
 import { BY_INO_DIR, PID_DIR, nsTypeDir } from '../../src/tree/layout.js';
 import { createTreeModule } from '../../src/tree/module.js';
+import { RECORD_COMMIT_MS } from '../../src/tree/process-handles.js';
 import { ManualTimers } from '../../src/tree/timers.js';
 import { TREE } from '../../src/tree/tokens.js';
 import { LOGGER } from '../../src/tokens.js';
@@ -201,3 +202,25 @@ test('a new mount clears the records of the handles an earlier mount referenced;
   t.is(h3.table.inode(e.nodeId)?.dentry ?? null, null, 'dormant, not held');
   t.is((await h3.lookup(PID_DIR, String(p.pid))).nodeId, e.nodeId, 'and keeps its number');
 });
+
+test('records are committed within RECORD_COMMIT_MS even when no new number is (a crash must not bring back forgotten handles)', async (t) => {
+  const store = new MemoryStore();
+  const h = makeTree({ store, tree: { sweepIntervalMs: 0 } });
+  const p = h.host.start({ comm: 'recorded' }).pid;
+  const e = await h.lookup(PID_DIR, String(p));
+  await h.settle();
+  h.timers.advance(RECORD_COMMIT_MS);
+  await h.settle();
+  t.false(store.dirty, 'the record of the new handle is committed');
+  t.truthy(store.records().find((r) => r.ino === e.nodeId)?.state);
+  h.tree.forget(e.nodeId, 1); // the kernel forgets it: the record goes
+  await h.settle();
+  t.true(store.dirty, 'the change waits for a commit');
+  t.falsy(store.records().find((r) => r.ino === e.nodeId)?.state);
+  h.timers.advance(RECORD_COMMIT_MS - 1);
+  t.true(store.dirty, 'not at once: changes within the interval share one commit');
+  h.timers.advance(1);
+  await h.settle();
+  t.false(store.dirty, 'committed without any new number');
+});
+

@@ -23,6 +23,7 @@ import type { HandleAttr, HandleDescription, HandleKind, HandleKindEntry, KindOp
 import { MAX_PID, parsePidName, PID_DIR } from './layout.js';
 import { NAMESPACE_KIND, type NamespaceHandles } from './namespace-handles.js';
 import { handleName, HIDDEN, NONE, renderProcess, UNREADABLE } from './render.js';
+import type { TimerHandle } from './timers.js';
 
 /** The core's kind of process handles. */
 export const PROCESS_KIND = 'process';
@@ -93,6 +94,8 @@ export function mayKill(caller: Caller, target: { real: number; saved: number })
 
 /** Dormant process handles whose incarnation one sweep reads at most. */
 export const SWEEP_READS = 1024;
+/** Records changed are committed within this time, even when no new number is (commitRecordsSoon). */
+export const RECORD_COMMIT_MS = 1000;
 
 export class ProcessHandles implements HandleKind {
   readonly name = PROCESS_KIND;
@@ -104,6 +107,8 @@ export class ProcessHandles implements HandleKind {
   reads = 0;
   /** The last number whose incarnation a sweep checked: the next sweep goes on after it. */
   private sweepCursor = 0;
+  /** The commit of records changed since the last one, while one is scheduled. */
+  private recordCommit: TimerHandle | null = null;
 
   constructor(
     private readonly ctx: TreeContext,
@@ -257,6 +262,25 @@ export class ProcessHandles implements HandleKind {
     if (o.recorded === text) return;
     o.recorded = text;
     this.ctx.table.record(inode, text);
+    this.commitRecordsSoon();
+  }
+
+  /**
+   * Records ride along with the next commit of a new number, but are committed within
+   * RECORD_COMMIT_MS anyway: a crash must not leave a successor with the records of handles the
+   * kernel has forgotten since (it would adopt each as referenced, with a pidfd, until a FORGET
+   * that never comes), nor without those of handles it now references.
+   */
+  private commitRecordsSoon(): void {
+    if (this.recordCommit !== null) return;
+    this.recordCommit = this.ctx.timers.setTimeout(() => {
+      this.recordCommit = null;
+      try {
+        this.ctx.table.durable()?.catch((err: unknown) => this.ctx.log.warn({ err }, 'process records could not be committed'));
+      } catch (err) {
+        this.ctx.log.debug({ err }, 'process records not committed (the store is closed)');
+      }
+    }, RECORD_COMMIT_MS);
   }
 
   /**
