@@ -59,11 +59,17 @@ test('descriptor pressure: warns once past 80 % of the limit, clears only below 
   t.regex(lines[0]!.msg, /850 of 1000 descriptors in use/);
 });
 
-test('descriptor pressure: a real count of this process', async (t) => {
+test.serial('descriptor pressure: a real count of this process', async (t) => {
   const { countOpenFds } = await import('../../src/service/fd-limit.js');
   const { openSync, closeSync } = await import('node:fs');
-  const before = countOpenFds();
-  const fds = Array.from({ length: 10 }, () => openSync('/dev/null', 'r'));
-  t.is(countOpenFds(), before + 10);
-  for (const fd of fds) closeSync(fd);
+  // The worker's own threads (module loading, IPC) may open or close a descriptor between the two
+  // counts: the count is right if one of a few tries sees exactly the 10 opened here.
+  const seen: number[] = [];
+  for (let attempt = 0; attempt < 5 && seen.at(-1) !== 10; attempt++) {
+    const before = countOpenFds();
+    const fds = Array.from({ length: 10 }, () => openSync('/dev/null', 'r'));
+    seen.push(countOpenFds() - before);
+    for (const fd of fds) closeSync(fd);
+  }
+  t.is(seen.at(-1), 10, `descriptors counted more after opening 10, per try: ${seen.join(', ')}`);
 });
