@@ -88,7 +88,9 @@ export function processesUnder(mountpoint: string, limit = 5, bindMounts: readon
 /** One line naming what holds the mount, or undefined if nothing could be named. */
 export function describeHolders(h: MountHolders): string | undefined {
   const parts = [
-    ...h.bindMounts.map((b) => `bind mount ${b.mountpoint} (of ${b.root})`),
+    // mountinfo marks a root whose name the kernel has since dropped with "//deleted": the bind
+    // mount still holds that same file.
+    ...h.bindMounts.map((b) => `bind mount ${b.mountpoint} (of ${b.root.replace(/\/\/deleted$/, '')})`),
     ...h.processes.map((p) => `pid ${p.pid} (${p.comm}) has ${p.path}`),
   ];
   return parts.length === 0 ? undefined : parts.join('; ');
