@@ -4,6 +4,7 @@
  * processes with a file, working directory or root under it.
  */
 import fs from 'node:fs';
+import { withoutDeletedMark } from './mount.js';
 
 export interface MountHolders {
   /** Mountpoints of bind mounts of this filesystem (the root they show, e.g. /pid/123). */
@@ -88,9 +89,7 @@ export function processesUnder(mountpoint: string, limit = 5, bindMounts: readon
 /** One line naming what holds the mount, or undefined if nothing could be named. */
 export function describeHolders(h: MountHolders): string | undefined {
   const parts = [
-    // mountinfo marks a root whose name the kernel has since dropped with "//deleted": the bind
-    // mount still holds that same file.
-    ...h.bindMounts.map((b) => `bind mount ${b.mountpoint} (of ${b.root.replace(/\/\/deleted$/, '')})`),
+    ...h.bindMounts.map((b) => `bind mount ${b.mountpoint} (of ${withoutDeletedMark(b.root)})`),
     ...h.processes.map((p) => `pid ${p.pid} (${p.comm}) has ${p.path}`),
   ];
   return parts.length === 0 ? undefined : parts.join('; ');

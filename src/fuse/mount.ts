@@ -304,6 +304,14 @@ export interface MountInfoEntry {
   root: string;
 }
 
+/**
+ * A mount's root without the " //deleted" mark mountinfo gives a file whose name the kernel has
+ * since dropped (a handle whose name was invalidated): a bind mount of it still holds that file.
+ */
+export function withoutDeletedMark(root: string): string {
+  return root.replace(/\/\/deleted$/, '');
+}
+
 function unescapeMountinfo(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }

@@ -4,6 +4,7 @@
  * from the thread that answers it would wait on itself).
  */
 import fs from 'node:fs';
+import { withoutDeletedMark } from '../fuse/mount.js';
 import type { HandleTree } from '../tree/handle-fs.js';
 
 export interface HandleRow {
@@ -48,7 +49,7 @@ export function parseHandleMounts(mountinfo: string, mountpoint: string): Map<st
       const b = line.slice(sep + 3).split(' ');
       // A bind mount whose name the service invalidated (an idle namespace handle, an exit)
       // shows its root as "<path>//deleted"; it is still a mount of that handle.
-      const root = unescape(a[3] ?? '').replace(/\/\/deleted$/, '');
+      const root = withoutDeletedMark(unescape(a[3] ?? ''));
       return { dev: a[2] ?? '', root, mountPoint: unescape(a[4] ?? ''), fstype: b[0] ?? '' };
     })
     .filter((l): l is NonNullable<typeof l> => l !== null);
