@@ -210,6 +210,11 @@ function writeTimeMs(buf: Buffer, secOff: number, nsecOff: number, ms: number): 
   writeView(buf).setUint32(nsecOff, tNsec, true);
 }
 
+/** A timeout in seconds as writeTimeout() wrote it (u64 seconds + u32 nanoseconds). */
+export function readTimeout(buf: Buffer, secOff: number, nsecOff: number): number {
+  return readU64(buf, secOff) + buf.readUInt32LE(nsecOff) / 1e9;
+}
+
 export function readTimeMs(buf: Buffer, secOff: number, nsecOff: number): number {
   return readI64(buf, secOff) * 1000 + buf.readUInt32LE(nsecOff) / 1e6;
 }

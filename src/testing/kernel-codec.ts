@@ -48,6 +48,7 @@ import {
   direntSize,
   readI64,
   readTimeMs,
+  readTimeout,
   readU64,
   readUnique,
   writeU64,
@@ -233,15 +234,15 @@ export function decodeEntryOut(buf: Buffer, off: number): Entry & { attr: Requir
   return {
     nodeId: readU64(buf, off + EntryOut.nodeid),
     generation: readU64(buf, off + EntryOut.generation),
-    entryTimeout: readU64(buf, off + EntryOut.entry_valid) + buf.readUInt32LE(off + EntryOut.entry_valid_nsec) / 1e9,
-    attrTimeout: readU64(buf, off + EntryOut.attr_valid) + buf.readUInt32LE(off + EntryOut.attr_valid_nsec) / 1e9,
+    entryTimeout: readTimeout(buf, off + EntryOut.entry_valid, off + EntryOut.entry_valid_nsec),
+    attrTimeout: readTimeout(buf, off + EntryOut.attr_valid, off + EntryOut.attr_valid_nsec),
     attr: decodeAttr(buf, off + EntryOut.attr),
   };
 }
 
 export function decodeAttrOut(buf: Buffer, off: number): { attr: Required<Attr>; attrTimeout: number } {
   return {
-    attrTimeout: readU64(buf, off + AttrOut.attr_valid) + buf.readUInt32LE(off + AttrOut.attr_valid_nsec) / 1e9,
+    attrTimeout: readTimeout(buf, off + AttrOut.attr_valid, off + AttrOut.attr_valid_nsec),
     attr: decodeAttr(buf, off + AttrOut.attr),
   };
 }
